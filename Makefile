@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON312 := $(shell scripts/find-python312.sh 2>/dev/null)
+PYTHON312 := $(shell .ci/find-python312.sh 2>/dev/null)
 POETRY_VERSION := 2.5.1
 POETRY_HOME := .cache/poetry
 POETRY := $(POETRY_HOME)/bin/poetry
 VENV := .venv
 BIN := $(VENV)/bin
-TIMED := scripts/timed.sh
+TIMED := .ci/timed.sh
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 export POETRY_NO_INTERACTION := 1
 
@@ -18,7 +18,7 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 python:
-	@test -n "$(PYTHON312)" || scripts/find-python312.sh
+	@test -n "$(PYTHON312)" || .ci/find-python312.sh
 
 $(POETRY): | python
 	$(PYTHON312) -m venv $(POETRY_HOME)
@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml poetry.lock $(POETRY)
 venv: $(VENV)/.installed ## Python 3.12 venv with Poetry and every dependency group
 
 system-deps: ## Debian packages the tests and the local environment need (root)
-	scripts/install-system-deps.sh
+	.ci/install-system-deps.sh
 
 lint: venv ## ruff
 	$(BIN)/ruff check .
