@@ -3,7 +3,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_data
+from bundle_helpers import make_data
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss

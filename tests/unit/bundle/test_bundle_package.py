@@ -6,7 +6,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from conftest import make_data
+from bundle_helpers import make_data
 from sklearn.linear_model import LogisticRegression
 
 from ml.bundle import CARD_FILE, load_bundle

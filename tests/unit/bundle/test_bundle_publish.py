@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from conftest import vector_fields
+from bundle_helpers import vector_fields
 from sklearn.linear_model import LogisticRegression
 
 from ml.bundle import QualityGateError, load_bundle, write_bundle

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CARD_CLASSES, make_data, vector_fields
+from bundle_helpers import CARD_CLASSES, make_data, vector_fields
 from sklearn.linear_model import LogisticRegression
 
 from ml.bundle import CARD_FILE, BundleError, host_libraries, load_bundle, write_bundle
