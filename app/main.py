@@ -1,0 +1,90 @@
+"""The app factory: `gunicorn -c app/gunicorn.conf.py` calls `app.main:create_app()`."""
+
+import logging
+from importlib import metadata
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from app import api, docs_pages, pages
+from app.context import AppContext
+from app.errors import ApiError, error_response
+from app.metrics import Metrics
+from app.middleware import ServiceMiddleware
+from app.model_state import Loader, load_model_state
+from app.predict import Predictor
+from app.settings import Settings
+from ml.bundle import load_bundle
+
+log = logging.getLogger("palpite.app")
+STATIC_DIR = Path(__file__).parent / "static"
+OPENAPI_URL = "/openapi.json"
+
+
+def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle) -> FastAPI:
+    """Build the app and load the model once; with no valid model it still starts."""
+    settings = settings or Settings()
+    logging.getLogger("palpite").setLevel(settings.log_level.upper())
+    state = load_model_state(settings.model_dir, loader)
+    predictor = (
+        Predictor(state.model, state.schema, settings.batch_limit)
+        if state.model is not None and state.schema is not None
+        else None
+    )
+    metrics = Metrics()
+    _record_model(metrics, state)
+
+    name = state.card["name"] if state.card else "no model loaded"
+    app = FastAPI(
+        title=f"palpite: {name}",
+        version=metadata.version("palpite"),
+        description="Predictions from a scikit-learn model bundle. The request schema of "
+        "/predict comes from the loaded bundle's input schema.",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.ctx = AppContext(settings, state, predictor, metrics)
+    app.include_router(api.build_router(state.schema, settings.batch_limit))
+    app.include_router(pages.build_router())
+    app.include_router(docs_pages.build_router(app.title, OPENAPI_URL))
+    app.mount("/static/vendor", docs_pages.vendor_assets(), name="vendor")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        model_version=state.version,
+    )
+    return app
+
+
+def _record_model(metrics: Metrics, state) -> None:
+    metrics.model_ready.set(1 if state.ready else 0)
+    if state.model is not None:
+        metrics.model_info.labels(state.model.card["name"], state.version).set(1)
+        metrics.model_load_seconds.labels(state.version).set(state.load_seconds)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(
+        ApiError(exc.status_code, code, str(exc.detail)), headers=getattr(exc, "headers", None)
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(ApiError(500, "internal_error", "internal error, logged on the server"))

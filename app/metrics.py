@@ -1,0 +1,86 @@
+"""Prometheus metrics, correct across gunicorn workers.
+
+Under gunicorn, gunicorn.conf.py exports PROMETHEUS_MULTIPROC_DIR before any worker
+starts: every worker then writes its values to files there, /metrics (answered by any
+one worker) merges all of them, and `child_exit` marks dead workers so their live-mode
+gauges (the model version) disappear while their counters keep counting.
+Without that variable (tests, a bare `uvicorn`) each app gets its own registry.
+"""
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# Seconds; single predictions sit around a millisecond, 10,000-row batches near 100 ms.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# `*_created` series double the output and no dashboard here reads them.
+disable_created_metrics()
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.multiprocess = multiprocess_dir() is not None
+        # In multiprocess mode values live in files, and collection goes through a fresh
+        # MultiProcessCollector, so the metric objects belong to no registry.
+        self._registry = None if self.multiprocess else CollectorRegistry()
+        reg = self._registry
+        self.requests = Counter(
+            "palpite_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "palpite_http_request_duration_seconds",
+            "Time from request start to the end of the response, by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.predictions = Counter(
+            "palpite_predictions",
+            "Rows predicted, by predicted label.",
+            ["label"],
+            registry=reg,
+        )
+        self.model_info = Gauge(
+            "palpite_model_info",
+            "1 for the model version a live worker serves.",
+            ["name", "version"],
+            multiprocess_mode="livemax",
+            registry=reg,
+        )
+        self.model_ready = Gauge(
+            "palpite_model_ready",
+            "1 if every live worker has a valid model, else 0.",
+            multiprocess_mode="livemin",
+            registry=reg,
+        )
+        self.model_load_seconds = Gauge(
+            "palpite_model_load_seconds",
+            "Time the live workers took to verify and load their model (the slowest).",
+            ["version"],
+            multiprocess_mode="livemax",
+            registry=reg,
+        )
+
+    def render(self) -> bytes:
+        if self._registry is not None:
+            return generate_latest(self._registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
