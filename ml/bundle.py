@@ -241,7 +241,10 @@ def check_files(bundle_dir: Path, card: Mapping[str, Any]) -> None:
 @cache
 def _installed(dist: str) -> str:
     # Package metadata, not an import: scikit-learn takes a second to import.
-    return metadata.version(dist)
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "none"
 
 
 def host_libraries() -> dict[str, str]:

@@ -190,6 +190,30 @@ def presign_bundle(
     return PresignedBundle(version, url, digest, expires_in)
 
 
+def _save_verified(
+    chunks: Iterator[bytes], digest: str, dest_root: Path, version: str, source: str
+) -> Path:
+    """Stream an archive to a temp file, check its sha256, unpack it; nothing left on failure."""
+    dest_root = Path(dest_root)
+    dest_root.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{version}-", suffix=".tar.gz", dir=dest_root)
+    tmp = Path(tmp_name)
+    try:
+        hasher = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                hasher.update(chunk)
+                out.write(chunk)
+        if hasher.hexdigest() != digest:
+            raise PalpiteError(
+                f"checksum mismatch for {source}: published {digest[:12]}…,"
+                f" downloaded {hasher.hexdigest()[:12]}…"
+            )
+        return unpack_archive(tmp, dest_root, expected_version=version)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def download_bundle(
     version: str, dest_root: Path, bucket: str, prefix: str = "", *, s3: Any = None
 ) -> Path:
@@ -200,25 +224,32 @@ def download_bundle(
     s3 = s3 or s3_client()
     digest = _require_published(version, bucket, prefix, s3)
     key = archive_key(prefix, version)
-    dest_root = Path(dest_root)
-    dest_root.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{version}-", suffix=".tar.gz", dir=dest_root)
-    tmp = Path(tmp_name)
+    with _s3_errors("download", bucket, key):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        chunks = iter(lambda: body.read(1 << 20), b"")
+        return _save_verified(chunks, digest, dest_root, version, f"s3://{bucket}/{key}")
+
+
+def fetch_url(url: str, sha256: str, dest_root: Path, version: str) -> Path:
+    """The host side of a presigned URL: plain HTTP, no AWS credentials or boto3.
+
+    Downloads, checks the archive's sha256 and every file's, unpacks to
+    `dest_root/<version>/` and returns it.
+    """
+    import urllib.error
+    import urllib.request
+
+    if len(sha256) != 64:
+        raise PalpiteError(f"--sha256 must be 64 hex digits, got {sha256!r}")
+    shown = url.split("?", 1)[0]  # the query string carries the signature
     try:
-        hasher = hashlib.sha256()
-        with _s3_errors("download", bucket, key), os.fdopen(fd, "wb") as out:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-            for chunk in iter(lambda: body.read(1 << 20), b""):
-                hasher.update(chunk)
-                out.write(chunk)
-        if hasher.hexdigest() != digest:
-            raise PalpiteError(
-                f"checksum mismatch for s3://{bucket}/{key}: published {digest[:12]}…,"
-                f" downloaded {hasher.hexdigest()[:12]}…"
-            )
-        return unpack_archive(tmp, dest_root, expected_version=version)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with urllib.request.urlopen(url, timeout=60) as response:
+            chunks = iter(lambda: response.read(1 << 20), b"")
+            return _save_verified(chunks, sha256.lower(), dest_root, version, shown)
+    except urllib.error.HTTPError as exc:
+        raise PalpiteError(f"download {shown} failed: HTTP {exc.code}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        raise PalpiteError(f"download {shown} failed: {exc}") from None
 
 
 # ---------------------------------------------------------------- CLI
@@ -259,7 +290,14 @@ def run_presign(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    path = download_bundle(args.version, args.dest, args.bucket, args.prefix)
+    if args.url:
+        if not args.sha256:
+            raise PalpiteError("fetch --url needs --sha256")
+        path = fetch_url(args.url, args.sha256, args.dest, args.version)
+    elif args.bucket:
+        path = download_bundle(args.version, args.dest, args.bucket, args.prefix)
+    else:
+        raise PalpiteError("fetch needs --bucket (or $PALPITE_BUCKET), or --url and --sha256")
     print(f"fetched and verified {path.name}", file=sys.stderr)
     print(path)
     return 0
@@ -303,10 +341,16 @@ def add_presign_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def add_fetch_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "fetch", help="download a published bundle and verify its checksums"
+        "fetch",
+        help="download a published bundle and verify its checksums",
+        description="Download a bundle version from the bucket, or (on a host, without AWS"
+        " credentials) from a presigned URL; verify it and unpack it to DEST/<version>/.",
     )
     parser.add_argument("version")
     parser.add_argument("--dest", type=Path, required=True, help="parent directory")
-    _location_args(parser)
+    parser.add_argument("--bucket", default=os.environ.get("PALPITE_BUCKET"))
+    parser.add_argument("--prefix", default=os.environ.get("PALPITE_PREFIX", ""))
+    parser.add_argument("--url", help="a presigned URL (from `presign`) instead of the bucket")
+    parser.add_argument("--sha256", help="the archive's sha256, with --url")
     parser.set_defaults(func=run_fetch)
     return parser

@@ -1,9 +1,8 @@
 """publish / presign / fetch against a real moto server (tests/conftest.py)."""
 
 import argparse
-import hashlib
 import json
-import urllib.request
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,11 @@ from sklearn.linear_model import LogisticRegression
 from ml.bundle import QualityGateError, load_bundle, write_bundle
 from ml.errors import PalpiteError
 from ml.publish import (
+    add_fetch_parser,
     add_publish_parser,
     archive_key,
     download_bundle,
+    fetch_url,
     presign_bundle,
     publish_bundle,
 )
@@ -64,19 +65,51 @@ def test_publish_round_trip(
     assert again.sha256 == published.sha256
 
 
-def test_presigned_url_downloads_the_archive_without_credentials(
-    s3: Any, bundle: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_host_fetches_through_a_presigned_url_without_credentials(
+    s3: Any, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     published = publish_bundle(bundle, BUCKET)
     presigned = presign_bundle(bundle.name, BUCKET, expires_in=60)
     assert presigned.sha256 == published.sha256
+    assert "X-Amz-Signature=" in presigned.url
     # The host side: plain HTTP, no AWS settings at all.
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(presigned.url, timeout=10) as response:
-        body = response.read()
-    assert hashlib.sha256(body).hexdigest() == presigned.sha256
+    fetched = fetch_url(presigned.url, presigned.sha256, tmp_path / "releases", bundle.name)
+    assert fetched == tmp_path / "releases" / bundle.name
+    assert load_bundle(fetched).version == bundle.name
+
+
+def test_fetch_url_refuses_a_wrong_sha256_and_reports_http_errors(
+    s3: Any, bundle: Path, tmp_path: Path
+) -> None:
+    publish_bundle(bundle, BUCKET)
+    presigned = presign_bundle(bundle.name, BUCKET)
+    releases = tmp_path / "releases"
+    # The signature (query string) stays out of the message.
+    unsigned = re.escape(presigned.url.split("?")[0])
+    with pytest.raises(PalpiteError, match=f"checksum mismatch for {unsigned}: published"):
+        fetch_url(presigned.url, "0" * 64, releases, bundle.name)
+    assert list(releases.iterdir()) == []
+    missing = presigned.url.replace(bundle.name + ".tar.gz", "absent.tar.gz")
+    with pytest.raises(PalpiteError, match=r"download .*absent\.tar\.gz failed: HTTP 404"):
+        fetch_url(missing, presigned.sha256, releases, bundle.name)
+
+
+def test_fetch_cli_with_a_presigned_url(
+    s3: Any, bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish_bundle(bundle, BUCKET)
+    presigned = presign_bundle(bundle.name, BUCKET)
+    parser = argparse.ArgumentParser()
+    add_fetch_parser(parser.add_subparsers(dest="command", required=True))
+    argv = ["fetch", bundle.name, "--dest", str(tmp_path), "--url", presigned.url]
+    args = parser.parse_args(argv)
+    with pytest.raises(PalpiteError, match="needs --sha256"):
+        args.func(args)
+    args = parser.parse_args([*argv, "--sha256", presigned.sha256])
+    assert args.func(args) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / bundle.name)
 
 
 def test_publish_refuses_a_model_failing_the_gate(
