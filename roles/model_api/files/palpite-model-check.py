@@ -1,0 +1,106 @@
+"""palpite-model-check: unpack, verify and smoke-test a model bundle with the app's own code.
+
+Run with the app release's venv Python (installed by the model_api role):
+  palpite-model-check unpack ARCHIVE RELEASES_DIR VERSION  # checksums, no unpickling
+  palpite-model-check verify BUNDLE_DIR [--expect-version V]   # checksums, no unpickling
+  palpite-model-check smoke BUNDLE_DIR [--expect-version V]    # load + sample prediction
+
+`smoke` loads the bundle exactly as a gunicorn worker does (app.model_state) and runs the
+example instance of the bundle's own input schema through the serving pipeline
+(app.predict.Predictor: parse, validate, predict, encode). It prints one JSON line and
+exits 0, or prints the reason on stderr and exits 1. Run it as the service user: it
+unpickles the model.
+"""
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def _fail(message: str) -> int:
+    print(f"palpite-model-check: {message}", file=sys.stderr)
+    return 1
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    from ml.bundle import unpack_archive
+
+    path = unpack_archive(Path(args.archive), Path(args.releases), expected_version=args.version)
+    print(json.dumps({"version": args.version, "path": str(path)}))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ml.bundle import check_files, read_card
+
+    path = Path(args.bundle).resolve()
+    card = read_card(path)
+    check_files(path, card)
+    if args.expect_version and card["version"] != args.expect_version:
+        return _fail(f"{path} holds version {card['version']}, expected {args.expect_version}")
+    print(json.dumps({"version": card["version"], "path": str(path)}))
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from app.model_state import load_model_state
+    from app.predict import Predictor
+
+    path = Path(args.bundle).resolve()
+    state = load_model_state(path)
+    if not state.ready:
+        return _fail(f"the app cannot load {path}: {state.reason}")
+    if args.expect_version and state.version != args.expect_version:
+        return _fail(f"{path} holds version {state.version}, expected {args.expect_version}")
+    example = state.schema.example
+    predictor = Predictor(state.model, state.schema, batch_limit=1)
+    body = json.dumps(example).encode()
+    result = json.loads(predictor.run(body).body)
+    predictions = result.get("predictions") or []
+    if result.get("model_version") != state.version or len(predictions) != 1:
+        return _fail(f"unexpected answer to the sample instance: {result}")
+    probabilities = predictions[0]["probabilities"]
+    total = sum(probabilities.values())
+    if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in probabilities.values()):
+        return _fail(f"probabilities out of range: {probabilities}")
+    if abs(total - 1.0) > 1e-6:
+        return _fail(f"probabilities sum to {total}, not 1: {probabilities}")
+    if predictions[0]["label"] not in probabilities:
+        return _fail(f"label {predictions[0]['label']!r} is not a class: {probabilities}")
+    print(
+        json.dumps(
+            {
+                "version": state.version,
+                "load_seconds": round(state.load_seconds, 3),
+                "example": example,
+                "prediction": predictions[0],
+            }
+        )
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="palpite-model-check")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("unpack")
+    p.add_argument("archive")
+    p.add_argument("releases")
+    p.add_argument("version")
+    p.set_defaults(func=cmd_unpack)
+    for name, func in (("verify", cmd_verify), ("smoke", cmd_smoke)):
+        p = sub.add_parser(name)
+        p.add_argument("bundle")
+        p.add_argument("--expect-version", default="")
+        p.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # one clear line for the Ansible task's failure message
+        return _fail(f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
