@@ -83,7 +83,13 @@ class Predictor:
         except AdapterError as exc:
             # The schema let it through but the model's adapter cannot use it.
             raise ApiError(422, "invalid_input", str(exc)) from None
-        return np.asarray(proba, dtype=np.float64)
+        proba = np.asarray(proba, dtype=np.float64)
+        if not np.isfinite(proba).all():
+            # Extreme inputs can overflow an estimator; NaN must not reach the client.
+            raise ApiError(
+                422, "unscorable_input", "the model gives no probabilities for these values"
+            )
+        return proba
 
     def encode(self, proba: np.ndarray) -> bytes:
         winners = proba.argmax(axis=1)

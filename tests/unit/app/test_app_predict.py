@@ -254,3 +254,13 @@ def test_no_model_is_503_json(empty_client):
     body = only_error(r)
     assert body["error"] == "no_model" and "no model at" in body["message"]
     assert "x-model-version" not in r.headers
+
+
+def test_extreme_values_never_give_nan(vector_client):
+    r = vector_client.post("/predict", json={"features": [1e308, -1e308, 1e308, 1e308]})
+    assert r.status_code in (200, 422)
+    if r.status_code == 200:
+        probs = r.json()["predictions"][0]["probabilities"].values()
+        assert all(p is not None and 0 <= p <= 1 for p in probs)
+    else:
+        assert r.json()["error"] == "unscorable_input"
