@@ -13,6 +13,8 @@ Environment (all optional; the app's own settings are PALPITE_* too, see app/set
                        (default: a fresh temporary directory, removed at exit).
   PALPITE_ACCESS_LOG   "-" for stdout (default), a file path, or "off".
   PALPITE_LOG_LEVEL    debug, info (default), warning, error.
+  PALPITE_DRAIN_SECONDS  how long a stopping worker keeps answering its open connections
+                       (with `Connection: close`) before closing them (default 5).
   PALPITE_REUSE_PORT   "1" sets SO_REUSEPORT on the listening socket (default off; see
                        docs/benchmarks.md for what it does and does not change).
 
@@ -42,7 +44,9 @@ from pathlib import Path
 from typing import Any
 
 wsgi_app = "app.main:create_app()"
-worker_class = "uvicorn_worker.UvicornWorker"  # uvloop + httptools when installed
+# uvicorn_worker.UvicornWorker (uvloop + httptools) plus a drain phase on SIGTERM that
+# makes a HUP swap drop no request: see app/worker.py.
+worker_class = "app.worker.DrainingUvicornWorker"
 proc_name = "palpite"
 
 

@@ -4,6 +4,7 @@ microseconds per request, which matters next to a sub-millisecond prediction.
 """
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -104,6 +105,7 @@ class ServiceMiddleware:
                         "duration_ms": round(elapsed * 1000, 3),
                         "bytes": sent,
                         "client": _client(scope),
+                        "pid": os.getpid(),
                         "model_version": self.model_version,
                     }
                 ).decode()

@@ -1,0 +1,78 @@
+"""uvicorn_worker.UvicornWorker with a drain phase, so a HUP model swap drops no request.
+
+A stock uvicorn worker told to stop (gunicorn sends SIGTERM to old workers on HUP)
+closes every idle keep-alive connection at once. A client or proxy that is just sending
+its next request on such a connection gets a reset instead of an answer: with steady
+traffic that race is hit on nearly every swap. This worker, on SIGTERM:
+
+1. stops accepting connections (the new workers take those);
+2. for up to PALPITE_DRAIN_SECONDS (default 5) keeps serving the connections it has,
+   answering each request with `Connection: close`, so every client learns from a
+   response, not from a reset, to reconnect (to a new worker);
+3. then shuts down as uvicorn does (closing what is still idle, finishing what runs).
+
+Only a connection idle for the whole drain can still meet the race, as with any
+keep-alive timeout. This module is imported by the gunicorn master (worker_class), so
+it imports nothing from the app.
+"""
+
+import asyncio
+import os
+import socket
+import sys
+
+from gunicorn.arbiter import Arbiter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.server import Server
+from uvicorn_worker import UvicornWorker
+
+
+class CloseWhenDraining:
+    """ASGI wrapper: once `draining`, every response says `Connection: close`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.draining = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.draining or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_close(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_close)
+
+
+class DrainingServer(Server):
+    def __init__(self, config: Config, gate: CloseWhenDraining, drain_seconds: float) -> None:
+        super().__init__(config=config)
+        self.gate = gate
+        self.drain_seconds = drain_seconds
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        self.gate.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_seconds
+        while self.server_state.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await super().shutdown(sockets)
+
+
+class DrainingUvicornWorker(UvicornWorker):
+    async def _serve(self) -> None:
+        gate = CloseWhenDraining(self.wsgi)
+        self.config.app = gate
+        drain = float(os.environ.get("PALPITE_DRAIN_SECONDS", "5"))
+        server = DrainingServer(self.config, gate, drain)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)

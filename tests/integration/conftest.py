@@ -1,0 +1,169 @@
+"""Real gunicorn servers on loopback, serving bundles from a `current` symlink.
+
+The layout is the deploy's: `<models>/releases/<version>/` and `<models>/current ->
+releases/<version>`; a swap moves the symlink atomically and sends SIGHUP to the master.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from ml.package import package_estimator
+
+REPO = Path(__file__).resolve().parents[2]
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+# Worker boot imports scikit-learn; on a busy 2-core machine that has taken 20 s.
+BOOT_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(
+    port: int, method: str, path: str, body: dict | None = None, timeout: float = 30
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a fresh connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"content-type": "application/json"} if body is not None else {}
+        conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def move_current(models: Path, version: str) -> None:
+    """Point `current` at a release atomically, as the deploy does."""
+    tmp = models / ".current.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(Path("releases") / version)
+    os.replace(tmp, models / "current")
+
+
+@dataclass
+class Gunicorn:
+    proc: subprocess.Popen
+    port: int
+    models: Path
+    log: Path
+    access_log: Path
+    workers: int
+    started: list[int] = field(default_factory=list)
+
+    def worker_pids(self) -> set[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return {int(p) for p in children.read_text().split()}
+        except FileNotFoundError:
+            return set()
+
+    def booted(self) -> int:
+        return self.log.read_text().count("Application startup complete")
+
+    def wait_booted(self, count: int, timeout: float = BOOT_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while self.booted() < count:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gunicorn exited:\n{self.log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"workers not up:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def hup(self) -> None:
+        self.proc.send_signal(signal.SIGHUP)
+
+    def wait_gone(self, pids: set[int], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.worker_pids() & pids:
+            assert time.monotonic() < deadline, f"old workers still running: {pids}"
+            time.sleep(0.1)
+
+    def access_lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.access_log.read_text().splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two versions of a plain numeric classifier, made with `ml package`."""
+    work = tmp_path_factory.mktemp("releases")
+    (work / "schema.json").write_text(
+        json.dumps({"kind": "vector", "name": "features", "length": 4})
+    )
+    out = []
+    for seed in (1, 2):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(200, 4))
+        y = np.where(x[:, seed] > 0, "yes", "no")
+        joblib.dump(LogisticRegression().fit(x, y), work / f"clf{seed}.joblib")
+        out.append(
+            package_estimator(work / f"clf{seed}.joblib", work / "schema.json", work / "out")
+        )
+    assert out[0].name != out[1].name
+    return out
+
+
+StartGunicorn = Callable[..., Gunicorn]
+
+
+@pytest.fixture
+def start_gunicorn(tmp_path: Path, releases: list[Path]) -> Iterator[StartGunicorn]:
+    servers: list[Gunicorn] = []
+
+    def start(workers: int = 2, **env: str) -> Gunicorn:
+        models = tmp_path / "models"
+        for bundle in releases:
+            shutil.copytree(bundle, models / "releases" / bundle.name)
+        move_current(models, releases[0].name)
+        port = free_port()
+        log, access = tmp_path / "gunicorn.log", tmp_path / "access.log"
+        full_env = {
+            **{
+                k: v for k, v in os.environ.items() if not k.startswith(("PALPITE_", "PROMETHEUS_"))
+            },
+            "PALPITE_MODEL_DIR": str(models / "current"),
+            "PALPITE_BIND": f"127.0.0.1:{port}",
+            "PALPITE_WORKERS": str(workers),
+            "PALPITE_METRICS_DIR": str(tmp_path / "metrics"),
+            "PALPITE_ACCESS_LOG": str(access),
+            **env,
+        }
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(GUNICORN), "-c", "app/gunicorn.conf.py"],
+                cwd=REPO,
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        server = Gunicorn(proc, port, models, log, access, workers)
+        servers.append(server)
+        server.wait_booted(workers)
+        return server
+
+    yield start
+    for server in servers:
+        if server.proc.poll() is None:
+            server.proc.terminate()
+            try:
+                server.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait()
