@@ -206,7 +206,7 @@ def _save_verified(
                 out.write(chunk)
         if hasher.hexdigest() != digest:
             raise PalpiteError(
-                f"checksum mismatch for {source}: published {digest[:12]}…,"
+                f"checksum mismatch for {source}: expected {digest[:12]}…,"
                 f" downloaded {hasher.hexdigest()[:12]}…"
             )
         return unpack_archive(tmp, dest_root, expected_version=version)

@@ -88,7 +88,7 @@ def test_fetch_url_refuses_a_wrong_sha256_and_reports_http_errors(
     releases = tmp_path / "releases"
     # The signature (query string) stays out of the message.
     unsigned = re.escape(presigned.url.split("?")[0])
-    with pytest.raises(PalpiteError, match=f"checksum mismatch for {unsigned}: published"):
+    with pytest.raises(PalpiteError, match=f"checksum mismatch for {unsigned}: expected"):
         fetch_url(presigned.url, "0" * 64, releases, bundle.name)
     assert list(releases.iterdir()) == []
     missing = presigned.url.replace(bundle.name + ".tar.gz", "absent.tar.gz")
