@@ -213,7 +213,8 @@ def infer_seasons(dates: pd.Series) -> np.ndarray:
 def check_seasons(matches: pd.DataFrame) -> None:
     """Cross-check the calendar's seasons against the round numbers.
 
-    A merged pair of seasons shows rounds beyond what its clubs can play; a split season
+    A merged pair of seasons shows more matches per round (or more rounds) than its clubs
+    can play (the median round is used, so a stray row does not count); a split season
     shows a part that does not start at round 1 or stops short of the last round. The
     file's first season may start late and its last may be unfinished.
     """
@@ -225,10 +226,12 @@ def check_seasons(matches: pd.DataFrame) -> None:
         first, last = int(group["round"].min()), int(group["round"].max())
         span = f"{group['date'].min():%Y-%m-%d} to {group['date'].max():%Y-%m-%d}"
         hint = f"seasons are split at gaps of more than {SEASON_GAP_DAYS} days between matches"
-        if last > full:
+        per_round = int(group.groupby("round").size().median())
+        if last > full or per_round > n_teams // 2:
             raise DataError(
-                f"season {label} ({span}) has round {last} but its {n_teams} teams play only "
-                f"{full} rounds: two seasons run together? ({hint})"
+                f"season {label} ({span}) has rounds up to {last} of about {per_round} matches,"
+                f" but its {n_teams} teams play {full} rounds of {n_teams // 2}: two seasons"
+                f" run together? ({hint})"
             )
         if first != 1 and pos > 0:
             raise DataError(

@@ -359,7 +359,7 @@ class TeamState:
 def team_state(matches: pd.DataFrame, params: Params = PARAMS) -> TeamState:
     """The snapshot after the last match: what training would compute for the next match.
 
-    If the last season reached its last round, the next match opens a new season, so the
+    If the last season's final round is complete, the next match opens a new season, so the
     ratings carry the between-season regression training would apply before it.
     """
     if matches.empty:
@@ -369,9 +369,9 @@ def team_state(matches: pd.DataFrame, params: Params = PARAMS) -> TeamState:
     last_season = int(enc.season[-1])
     in_last = enc.season == last_season
     current = np.unique(np.concatenate([enc.home[in_last], enc.away[in_last]]))
-    complete = int(matches.loc[matches["season"] == last_season, "round"].max()) >= (
-        expected_rounds(len(current))
-    )
+    # Finished when the last round has all its matches (its days can straddle the data's end).
+    rounds = matches.loc[matches["season"] == last_season, "round"]
+    complete = int((rounds == expected_rounds(len(current))).sum()) >= len(current) // 2
     if complete:
         ratings.regress(params)
     codes = np.arange(len(enc.teams))
