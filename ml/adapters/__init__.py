@@ -36,6 +36,7 @@ class Adapter(Protocol):
 
 
 ADAPTERS: dict[str, str] = {
+    "football": "ml.adapters.football:FootballAdapter",
     "vector": "ml.adapters.vector:VectorAdapter",
 }
 
