@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.bundle import (
+    CARD_FILE,
     DEFAULT_MIN_GAIN,
     archive_bundle,
     check_files,
@@ -151,7 +152,7 @@ def publish_bundle(
         s3.put_object(
             Bucket=bucket,
             Key=card_key,
-            Body=json.dumps(card, indent=2).encode(),
+            Body=(Path(bundle_dir) / CARD_FILE).read_bytes(),
             ContentType="application/json",
         )
     with _s3_errors("upload", bucket, key + ".sha256"):

@@ -52,6 +52,8 @@ def test_publish_round_trip(
     )
     sha_line = s3.get_object(Bucket=BUCKET, Key=published.key + ".sha256")["Body"].read()
     assert sha_line.decode() == f"{published.sha256}  {version}.tar.gz\n"
+    card_copy = s3.get_object(Bucket=BUCKET, Key=f"team-a/models/{version}/model_card.json")
+    assert card_copy["Body"].read() == (bundle / "model_card.json").read_bytes()
 
     fetched = download_bundle(version, tmp_path / "releases", BUCKET, "team-a")
     rows = np.eye(4)
