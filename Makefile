@@ -12,10 +12,16 @@ TIMED := .ci/timed.sh
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 export POETRY_NO_INTERACTION := 1
 
-.PHONY: help python venv system-deps lint unit test test-summary clean
+ANSIBLE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg
+TESTBED := tests/testbed/testbed
+# Molecule scenarios in `make test`, as role/scenario. The slow compile path is in test-slow.
+MOLECULE_SCENARIOS ?= pyenv/default poetry/default model_api/default nginx/default model_api/cluster
+
+.PHONY: help python venv system-deps lint lint-python lint-ansible unit testbed-base testbed molecule \
+	e2e test test-summary demo down clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 python:
 	@test -n "$(PYTHON312)" || .ci/find-python312.sh
@@ -34,20 +40,51 @@ venv: $(VENV)/.installed ## Python 3.12 venv with Poetry and every dependency gr
 system-deps: ## Debian packages the tests and the local environment need (root)
 	.ci/install-system-deps.sh
 
-lint: venv ## ruff
+lint: lint-python lint-ansible ## ruff, yamllint, ansible-lint
+
+lint-python: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+lint-ansible: venv
+	$(ANSIBLE_ENV) $(BIN)/yamllint -s .
+	$(ANSIBLE_ENV) $(BIN)/ansible-lint -q
 
 unit: venv ## pytest: everything that needs no testbed host
 	$(BIN)/pytest -q -m "not testbed"
 
+testbed-base: system-deps ## Build (once, cached) the testbed hosts' Debian rootfs
+	$(TESTBED) base
+
+testbed: venv testbed-base ## pytest: the harness itself (boot, reboot, teardown)
+	$(BIN)/pytest -q -m "testbed" tests/testbed
+
+molecule: venv testbed-base ## Every Molecule scenario in MOLECULE_SCENARIOS
+	@set -e; for rs in $(MOLECULE_SCENARIOS); do \
+	  role=$${rs%%/*}; scenario=$${rs#*/}; \
+	  $(TIMED) "molecule:$$rs" bash -c "cd roles/$$role && $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/roles \
+	    $(CURDIR)/$(BIN)/molecule test -s $$scenario"; \
+	done
+
+e2e: venv testbed-base ## site.yml from nothing, through the front door, release under load, teardown
+	$(BIN)/pytest -q -m "testbed" tests/e2e
+
+TEST_STAGES := venv system-deps lint unit testbed-base testbed molecule e2e
+
 test: ## Every test, with the time of each stage (CI runs this)
-	@rm -f .cache/stage-times.log
-	@$(TIMED) venv $(MAKE) --no-print-directory venv
-	@$(TIMED) system-deps $(MAKE) --no-print-directory system-deps
-	@$(TIMED) lint $(MAKE) --no-print-directory lint
-	@$(TIMED) unit $(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory test-summary
+	@rm -f .cache/stage-times.log; failed=""; \
+	for stage in $(TEST_STAGES); do \
+	  $(TIMED) $$stage $(MAKE) --no-print-directory $$stage || failed="$$failed $$stage"; \
+	done; \
+	$(MAKE) --no-print-directory test-summary; \
+	if [ -n "$$failed" ]; then echo "FAILED stages:$$failed"; exit 1; fi; echo "all stages passed"
+
+demo: venv testbed-base ## The whole stack locally: moto + testbed hosts + site.yml; prints the URL
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook site.yml
+
+down: venv ## Remove everything `make demo` created (hosts, moto, bridge, NAT)
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/teardown.yml -e teardown_confirm=palpite-local
+	$(TESTBED) destroy-all
 
 test-summary:
 	@echo "==> stage times"; cat .cache/stage-times.log
