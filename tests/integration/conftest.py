@@ -55,7 +55,7 @@ def move_current(models: Path, version: str) -> None:
     tmp = models / ".current.tmp"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(Path("releases") / version)
-    os.replace(tmp, models / "current")
+    tmp.replace(models / "current")
 
 
 @dataclass
@@ -167,3 +167,10 @@ def start_gunicorn(tmp_path: Path, releases: list[Path]) -> Iterator[StartGunico
             except subprocess.TimeoutExpired:
                 server.proc.kill()
                 server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def football() -> Path:
+    from football import football_bundle
+
+    return football_bundle()
