@@ -91,3 +91,24 @@ test-summary:
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
+
+# ---- Model API (app/): a local server and its benchmark ----------------------------------
+SERVE_DIR := .cache/serve
+SERVE_MODEL := $(SERVE_DIR)/models/current
+
+# A synthetic league and a model trained on it, laid out as the deploy does
+# (models/releases/<version>/ and a `current` symlink). Made once; `make clean` removes it.
+$(SERVE_MODEL): | $(VENV)/.installed
+	mkdir -p $(SERVE_DIR)/models/releases
+	$(BIN)/python -m ml generate --out $(SERVE_DIR)/league.csv
+	bundle=$$($(BIN)/python -m ml train --data $(SERVE_DIR)/league.csv --out $(SERVE_DIR)/models/releases) \
+		&& ln -sfn releases/$$(basename $$bundle) $(SERVE_MODEL)
+
+.PHONY: serve-model serve bench-api
+serve-model: venv $(SERVE_MODEL) ## Train the synthetic-league model `make serve` uses (once)
+
+serve: serve-model ## The model API on http://127.0.0.1:8000 (gunicorn, app/gunicorn.conf.py)
+	PALPITE_MODEL_DIR=$(SERVE_MODEL) PALPITE_BIND=127.0.0.1:8000 $(BIN)/gunicorn -c app/gunicorn.conf.py
+
+bench-api: serve-model ## Model API benchmark with wrk (~5 min; results in docs/benchmarks.md)
+	$(BIN)/python bench/bench_api.py

@@ -1,0 +1,230 @@
+"""Model API benchmark: wrk on loopback against real gunicorn, each figure beside its ceiling.
+
+Run `make bench-api` (needs the model `make serve` trains; ~5 minutes, bounded: every
+wrk run lasts --duration seconds). Method and results: docs/benchmarks.md, "Model API".
+
+1. single predictions: max requests/s at 32 connections, the app vs a bare FastAPI
+   endpoint returning a constant (bench/ceiling_app.py), same gunicorn config and workers;
+   then the same with SO_REUSEPORT. How wrk's connections spread over the workers is
+   recorded from `ss` in the middle of every run.
+2. latency: p99 at a paced rate of half the ceiling's maximum, app vs ceiling.
+3. batches: rows/s for 10,000-row requests through the server vs the same work
+   in-process on the same body, and the in-process split between the steps.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.predict import Predictor  # noqa: E402
+from app.schema import compile_schema  # noqa: E402
+from ml.bundle import load_bundle  # noqa: E402
+
+MODEL = REPO / ".cache" / "serve" / "models" / "current"
+OUT = REPO / ".cache" / "bench" / "bench_api.json"
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+WRK_SCRIPT = Path(__file__).parent / "wrk_post.lua"
+PORT = 18600
+
+
+class Server:
+    def __init__(self, app: str | None, workers: int, reuse_port: bool, log: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PALPITE_", "PROMETHEUS_"))}
+        env |= {
+            "PALPITE_MODEL_DIR": str(MODEL),
+            "PALPITE_BIND": f"127.0.0.1:{PORT}",
+            "PALPITE_WORKERS": str(workers),
+            "PALPITE_REUSE_PORT": "1" if reuse_port else "0",
+            # The JSON access log stays on: it is part of what a request costs.
+            "PALPITE_ACCESS_LOG": str(log.with_suffix(".access")),
+        }
+        cmd = [str(GUNICORN), "-c", "app/gunicorn.conf.py", *([app] if app else [])]
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 180
+        while log.read_text().count("Application startup complete") < workers:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+
+def connection_spread() -> list[int]:
+    """Established connections per worker pid on the bench port, largest first."""
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{PORT} )"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    pids = Counter(re.findall(r"pid=(\d+)", out))
+    return sorted(pids.values(), reverse=True)
+
+
+def wrk(body: Path, connections: int, duration: int, threads: int = 2, delay_ms: float = 0) -> dict:
+    env = {**os.environ, "WRK_BODY": str(body), "WRK_DELAY_MS": f"{delay_ms:.3f}"}
+    cmd = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+        "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{PORT}/predict",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    time.sleep(duration / 2)
+    spread = connection_spread()
+    stdout, _ = proc.communicate(timeout=duration + 30)
+    line = next(x for x in stdout.splitlines() if x.startswith("WRK_JSON "))
+    result = json.loads(line.removeprefix("WRK_JSON "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["spread"] = spread
+    return result
+
+
+def timed(fn: Any, seconds: float) -> float:
+    """Median seconds per call over `seconds` of calls (at least 5)."""
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 5:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def batch_body(card: dict, rows: int, seed: int = 0) -> bytes:
+    schema = card["input_schema"]
+    rng = np.random.default_rng(seed)
+    if schema["kind"] == "vector":
+        data = rng.normal(size=(rows, schema["length"])).round(6).tolist()
+        return json.dumps({"instances": [{schema["name"]: r} for r in data]}).encode()
+    teams = schema["fields"][0]["enum"]
+    home = rng.integers(0, len(teams), rows)
+    away = (home + rng.integers(1, len(teams), rows)) % len(teams)
+    instances = [
+        {"home_team": teams[h], "away_team": teams[a]} for h, a in zip(home, away, strict=True)
+    ]
+    return json.dumps({"instances": instances}).encode()
+
+
+def in_process(body: bytes, seconds: float) -> dict[str, float]:
+    model = load_bundle(MODEL)
+    predictor = Predictor(model, compile_schema(model.input_schema), batch_limit=10_000)
+    instances, loc = predictor.parse(body)
+    columns = predictor.validate(instances, loc)
+    matrix = model.adapter.transform(columns)
+    proba = predictor.predict(columns)
+    return {
+        "total": timed(lambda: predictor.run(body), seconds),
+        "parse": timed(lambda: predictor.parse(body), seconds / 4),
+        "validate": timed(lambda: predictor.validate(instances, loc), seconds / 4),
+        "features": timed(lambda: model.adapter.transform(columns), seconds / 4),
+        "predict_proba": timed(lambda: model.estimator.predict_proba(matrix), seconds / 4),
+        "serialize": timed(lambda: predictor.encode(proba), seconds / 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if not MODEL.exists():
+        raise SystemExit(f"no model at {MODEL}: run `make serve-model` first")
+    card = load_bundle(MODEL).card
+    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    single = work / "single.json"
+    example = {f["name"]: f["enum"][i] for i, f in enumerate(card["input_schema"]["fields"])}
+    single.write_text(json.dumps(example))
+    batch = work / "batch.json"
+    batch.write_bytes(batch_body(card, 10_000))
+    d, w = args.duration, args.workers
+    results: dict[str, Any] = {"workers": w, "duration_s": d, "model": card["version"]}
+
+    def run(name: str, app: str | None, workers: int, reuse: bool, *jobs: tuple) -> None:
+        server = Server(app, workers, reuse, work / f"{name}.log")
+        try:
+            for key, body, conns, threads, delay in jobs:
+                delay_ms = delay() if callable(delay) else delay
+                results[f"{name}/{key}"] = r = wrk(body, conns, d, threads, delay_ms)
+                print(f"{name}/{key}: {r['rps']:.0f} req/s, p99 {r['p99_us'] / 1000:.2f} ms,"
+                      f" errors {r['socket_errors']}+{r['non2xx']}, spread {r['spread']}",
+                      file=sys.stderr)  # fmt: skip
+        finally:
+            server.stop()
+
+    ceiling = "bench.ceiling_app:create_app()"
+
+    def half_ceiling() -> float:
+        return results["ceiling/max"]["rps"] / 2
+
+    def pace() -> float:
+        return 32 / half_ceiling() * 1000  # ms between requests on each of 32 connections
+
+    run("ceiling", ceiling, w, False, ("max", single, 32, 2, 0), ("paced", single, 32, 2, pace))
+    run("app", None, w, False, ("max", single, 32, 2, 0), ("paced", single, 32, 2, pace))
+    run("app-reuseport", None, w, True, ("max", single, 32, 2, 0))
+    run("ceiling-reuseport", ceiling, w, True, ("max", single, 32, 2, 0))
+    run("app-1worker", None, 1, False, ("batch", batch, 2, 1, 0))
+    run("app", None, w, False, ("batch", batch, 2 * w, 2, 0))
+    results["in_process_s"] = in_process(batch.read_bytes(), seconds=5)
+    results["half_ceiling_rps"] = half_ceiling()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2))
+    report(results)
+
+
+def report(r: dict[str, Any]) -> None:
+    c, a = r["ceiling/max"], r["app/max"]
+    cp, ap = r["ceiling/paced"], r["app/paced"]
+    ip = r["in_process_s"]
+    in_rows = 10_000 / ip["total"]
+    b1, b2 = r["app-1worker/batch"]["rps"] * 10_000, r["app/batch"]["rps"] * 10_000
+    print(f"\nworkers={r['workers']}, wrk {r['duration_s']} s per run, model {r['model']}\n")
+    print("| measure | app | ceiling | app / ceiling | target |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    print(f"| single, max req/s at 32 conns | {a['rps']:,.0f} | {c['rps']:,.0f} |"
+          f" {a['rps'] / c['rps']:.0%} | >= 60% |")  # fmt: skip
+    print(f"| p99 ms at ~{r['half_ceiling_rps']:,.0f} req/s paced (achieved: app {ap['rps']:,.0f},"
+          f" ceiling {cp['rps']:,.0f}) | {ap['p99_us'] / 1000:.2f} | {cp['p99_us'] / 1000:.2f} |"
+          f" {ap['p99_us'] / cp['p99_us']:.2f}x | <= 2x |")  # fmt: skip
+    print(f"| batch rows/s, 1 worker vs in-process | {b1:,.0f} | {in_rows:,.0f} |"
+          f" {b1 / in_rows:.0%} | >= 70% |")  # fmt: skip
+    print(f"| batch rows/s, {r['workers']} workers (4 conns) | {b2:,.0f} | | | |")
+    ra, rc = r["app-reuseport/max"], r["ceiling-reuseport/max"]
+    print(f"| single, max req/s with SO_REUSEPORT | {ra['rps']:,.0f} | {rc['rps']:,.0f} |"
+          f" {ra['rps'] / rc['rps']:.0%} | |")  # fmt: skip
+    print("\nconnection spread over workers (wrk's 32 connections, from ss mid-run):")
+    for key in ("ceiling/max", "app/max", "app-reuseport/max", "ceiling-reuseport/max"):
+        print(f"  {key}: {r[key]['spread']}")
+    print("\nin-process, one 10,000-row body (median ms per step):")
+    for step in ("parse", "validate", "features", "predict_proba", "serialize", "total"):
+        print(f"  {step:>13}: {ip[step] * 1000:8.2f}")
+    errors = sum(
+        v["socket_errors"] + v["non2xx"] for k, v in r.items() if isinstance(v, dict) and "rps" in v
+    )
+    print(f"\nwrk errors over all runs: {errors}")
+
+
+if __name__ == "__main__":
+    main()
