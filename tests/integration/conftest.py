@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
@@ -66,7 +66,7 @@ class Gunicorn:
     log: Path
     access_log: Path
     workers: int
-    started: list[int] = field(default_factory=list)
+    old_gone: float = 0.0  # when the workers of the previous model had all exited
 
     def worker_pids(self) -> set[int]:
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
