@@ -31,7 +31,7 @@ import pandas as pd
 
 from ml.data import expected_rounds
 from ml.errors import PalpiteError
-from ml.geo import state_distance_km
+from ml.geo import lookup, state_distance_km
 
 FEATURE_CODE_VERSION = 1
 
@@ -303,10 +303,16 @@ class TeamState:
     goal_rate_away: float
     params: Params = PARAMS
     feature_code_version: int = FEATURE_CODE_VERSION
-    _index: pd.Index = field(init=False, repr=False, compare=False)
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _arrays: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", pd.Index(self.teams))
+        object.__setattr__(self, "_index", {team: i for i, team in enumerate(self.teams)})
+        arrays = {
+            name: np.asarray(getattr(self, name), dtype=object if name == "state" else np.float64)
+            for name in _TEAM_FIELDS
+        }
+        object.__setattr__(self, "_arrays", arrays)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init} | {
@@ -338,8 +344,8 @@ class TeamState:
         away_names = np.asarray(away_teams, dtype=object)
         if home_names.ndim != 1 or home_names.shape != away_names.shape:
             raise PalpiteError("home and away teams must be two lists of the same length")
-        h = self._index.get_indexer(home_names)
-        a = self._index.get_indexer(away_names)
+        h = lookup(self._index, home_names)
+        a = lookup(self._index, away_names)
         unknown = pd.unique(np.concatenate([home_names[h < 0], away_names[a < 0]]))
         if len(unknown):
             shown = ", ".join(repr(str(t)) for t in unknown[:5])
@@ -347,12 +353,8 @@ class TeamState:
         same = np.flatnonzero(h == a)
         if len(same):
             raise PalpiteError(f"a team cannot play itself: {home_names[same[0]]!r}")
-        arrays = {
-            name: np.asarray(getattr(self, name), dtype=object if name == "state" else np.float64)
-            for name in _TEAM_FIELDS
-        }
-        home = Sides(**{k: v[h] for k, v in arrays.items()})
-        away = Sides(**{k: v[a] for k, v in arrays.items()})
+        home = Sides(**{k: v[h] for k, v in self._arrays.items()})
+        away = Sides(**{k: v[a] for k, v in self._arrays.items()})
         return assemble(home, away, League(self.goal_rate_home, self.goal_rate_away), self.params)
 
 

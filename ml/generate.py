@@ -194,7 +194,10 @@ class _League:
         self.defence = self.defence_mean + rng.normal(0, _SEASON_NOISE, n)
         self.level = 0.0  # log scoring level, set per season by `calibrate`
         self.coach = [_coach_name(rng) for _ in range(n)]
-        self.state = np.array([c.state for c in CLUBS], dtype=object)
+        states = np.array([c.state for c in CLUBS], dtype=object)
+        home, away = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        self.travel = state_distance_km(states[home.ravel()], states[away.ravel()]).reshape(n, n)
+        self.travel /= 1000.0  # thousand km, club by club
 
     def drift(self) -> None:
         """Between seasons: strengths move toward each club's long-run mean, plus noise."""
@@ -213,8 +216,7 @@ class _League:
     def _rates(
         self, home: np.ndarray, away: np.ndarray, form: np.ndarray, level: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        travel = state_distance_km(self.state[home], self.state[away]) / 1000.0
-        advantage = _HOME_ADVANTAGE + _TRAVEL_EFFECT * travel
+        advantage = _HOME_ADVANTAGE + _TRAVEL_EFFECT * self.travel[home, away]
         h_rate = np.exp(
             level + advantage + self.attack[home] + form[home] - self.defence[away] - form[away]
         )

@@ -1,9 +1,9 @@
 """Distances between Brazilian states (their capitals): how far the visitors travelled."""
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 # Capital of each state (UF code): latitude, longitude in degrees.
 CAPITALS: dict[str, tuple[float, float]] = {
@@ -36,15 +36,25 @@ CAPITALS: dict[str, tuple[float, float]] = {
     "TO": (-10.18, -48.33),
 }
 _EARTH_RADIUS_KM = 6371.0
-_INDEX = pd.Index(list(CAPITALS))
+_INDEX = {code: i for i, code in enumerate(CAPITALS)}
 _LAT = np.radians([lat for lat, _ in CAPITALS.values()])
 _LON = np.radians([lon for _, lon in CAPITALS.values()])
 
 
+def lookup(index: Mapping[Any, int], keys: Iterable[Any]) -> np.ndarray:
+    """Positions of `keys` in `index`, -1 where absent. A dict lookup per key: faster
+    than pandas' indexers for the short strings here, which it first converts to Arrow."""
+    get = index.get
+    try:
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64)
+    except TypeError:  # an unhashable key (a list, say) is in no index
+        return np.array([get(k, -1) if isinstance(k, Hashable) else -1 for k in keys])
+
+
 def state_distance_km(home_states: Sequence[str], away_states: Sequence[str]) -> np.ndarray:
     """Great-circle km between the states' capitals; NaN where a code is unknown or empty."""
-    h = _INDEX.get_indexer(np.asarray(home_states, dtype=object))
-    a = _INDEX.get_indexer(np.asarray(away_states, dtype=object))
+    h = lookup(_INDEX, home_states)
+    a = lookup(_INDEX, away_states)
     half_dlat = (_LAT[a] - _LAT[h]) / 2
     half_dlon = (_LON[a] - _LON[h]) / 2
     s = np.sin(half_dlat) ** 2 + np.cos(_LAT[h]) * np.cos(_LAT[a]) * np.sin(half_dlon) ** 2
