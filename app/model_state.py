@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sklearn
+
 from app.schema import InputSchema, SchemaError, compile_schema
 from ml.bundle import BundleError, LoadedModel, load_bundle
 from ml.errors import PalpiteError
@@ -61,5 +63,9 @@ def load_model_state(model_dir: Path, loader: Loader = load_bundle) -> ModelStat
         log.exception("no model loaded: %s", reason)
         return ModelState(None, None, reason, time.perf_counter() - start)
     elapsed = time.perf_counter() - start
+    # The service checks every number is finite before predicting (app.schema) and every
+    # probability after (app.predict), so scikit-learn's own per-call finiteness scan is
+    # redundant; skipping it cut a one-row predict_proba by about 40% here.
+    sklearn.set_config(assume_finite=True)
     log.info("loaded model %s from %s in %.3fs", model.version, model.path, elapsed)
     return ModelState(model, schema, None, elapsed)
