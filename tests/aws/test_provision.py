@@ -1,0 +1,517 @@
+"""playbooks/provision.yml and teardown.yml against moto: inputs, idempotence, every
+security property, teardown of exactly what the project owns.
+
+The tests in this module share one moto state and run in file order: bad inputs (nothing
+created), provision twice, properties, teardown twice.
+"""
+
+import fnmatch
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import ACCOUNT, BIN, PREFIX, PROJECT, REPO, SSH_CIDR, Cloud
+
+BUCKET = f"{PREFIX}-artifacts-{ACCOUNT}"
+TAGS = {"Project": PROJECT, "Environment": "test"}
+TIMES_FILE = REPO / ".cache" / "bench" / "provision-moto.json"
+
+
+def _tags(resource: dict) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def _project_filters() -> list[dict]:
+    return [{"Name": f"tag:{k}", "Values": [v]} for k, v in TAGS.items()]
+
+
+def _running_instances(cloud: Cloud, filters: list[dict]) -> list[dict]:
+    pages = cloud.client("ec2").describe_instances(
+        Filters=[*filters, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    )
+    return [i for r in pages["Reservations"] for i in r["Instances"]]
+
+
+def _nothing_of_ours(cloud: Cloud) -> dict[str, list]:
+    """Every live resource carrying the project's tags (or names), by kind; all empty = clean."""
+    ec2, f = cloud.client("ec2"), _project_filters()
+    elb, iam, s3 = cloud.client("elbv2"), cloud.client("iam"), cloud.client("s3")
+    return {
+        "instances": [i["InstanceId"] for i in _running_instances(cloud, f)],
+        "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=f)["Vpcs"]],
+        "subnets": [s["SubnetId"] for s in ec2.describe_subnets(Filters=f)["Subnets"]],
+        "security_groups": [
+            g["GroupId"] for g in ec2.describe_security_groups(Filters=f)["SecurityGroups"]
+        ],
+        "internet_gateways": [
+            g["InternetGatewayId"]
+            for g in ec2.describe_internet_gateways(Filters=f)["InternetGateways"]
+        ],
+        "route_tables": [
+            r["RouteTableId"] for r in ec2.describe_route_tables(Filters=f)["RouteTables"]
+        ],
+        "volumes": [
+            v["VolumeId"]
+            for v in ec2.describe_volumes(Filters=f)["Volumes"]
+            if v["State"] not in ("deleting", "deleted")
+        ],
+        "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=f)["KeyPairs"]],
+        "load_balancers": [
+            lb["LoadBalancerName"]
+            for lb in elb.describe_load_balancers()["LoadBalancers"]
+            if lb["LoadBalancerName"].startswith(PREFIX)
+        ],
+        "target_groups": [
+            tg["TargetGroupName"]
+            for tg in elb.describe_target_groups()["TargetGroups"]
+            if tg["TargetGroupName"].startswith(PREFIX)
+        ],
+        "buckets": [
+            b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(PREFIX)
+        ],
+        "roles": [
+            r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(PREFIX)
+        ],
+        "instance_profiles": [
+            p["InstanceProfileName"]
+            for p in iam.list_instance_profiles()["InstanceProfiles"]
+            if p["InstanceProfileName"].startswith(PREFIX)
+        ],
+    }
+
+
+def _assert_clean(cloud: Cloud) -> None:
+    left = {kind: ids for kind, ids in _nothing_of_ours(cloud).items() if ids}
+    assert not left, f"resources of {PREFIX} left: {left}"
+
+
+# --- bad inputs: each refused with its message, before anything exists -----------------
+
+BAD_INPUTS = [
+    pytest.param({}, "ssh_allowed_cidrs is required", id="ssh-cidrs-missing"),
+    pytest.param(
+        {"ssh_allowed_cidrs": ["0.0.0.0/0"]},
+        "opens SSH to the whole internet",
+        id="ssh-from-anywhere",
+    ),
+    pytest.param(
+        {"ssh_allowed_cidrs": [SSH_CIDR], "instance_count": 0},
+        "instance_count must be a whole number from 1 to 20, got '0'",
+        id="instance-count-0",
+    ),
+    pytest.param(
+        {"ssh_allowed_cidrs": [SSH_CIDR], "instance_count": -1},
+        "instance_count must be a whole number from 1 to 20, got '-1'",
+        id="instance-count-negative",
+    ),
+    pytest.param(
+        {"ssh_allowed_cidrs": ["198.51.100.0/33"]},
+        "malformed CIDR 198.51.100.0/33",
+        id="cidr-prefix-too-long",
+    ),
+    pytest.param(
+        {"ssh_allowed_cidrs": [SSH_CIDR], "allowed_http_cidrs": ["10.1.2.3/8"]},
+        "malformed CIDR 10.1.2.3/8",
+        id="cidr-host-bits-set",
+    ),
+    pytest.param(
+        {"ssh_allowed_cidrs": [SSH_CIDR], "aws_region": "moon-base-one"},
+        "aws_region 'moon-base-one' is not an AWS region name",
+        id="region",
+    ),
+    pytest.param(
+        {"ssh_allowed_cidrs": [SSH_CIDR], "instance_type": "huge"},
+        "instance_type 'huge' is not an EC2 instance type",
+        id="instance-type-format",
+    ),
+    pytest.param(
+        {"ssh_allowed_cidrs": [SSH_CIDR], "instance_type": "t3.gigantic"},
+        "instance type t3.gigantic does not exist in us-east-1",
+        id="instance-type-unknown",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD_INPUTS)
+def test_bad_input_is_refused_before_anything_is_created(
+    cloud: Cloud, extra: dict, message: str
+) -> None:
+    run = cloud.playbook("provision.yml", "-e", json.dumps(extra))
+    assert run.returncode != 0
+    # The message can be folded over lines in the output.
+    assert message in " ".join(run.output.split()), run.output[-3000:]
+    _assert_clean(cloud)
+    assert not cloud.key_dir.exists()
+
+
+# --- provision twice --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def provisioned(cloud: Cloud) -> dict:
+    """Decoys that must survive, then provision twice with HTTPS on the load balancer."""
+    ec2 = cloud.client("ec2")
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    decoy_instance = ec2.run_instances(
+        ImageId=ami,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": "Project", "Value": PROJECT},
+                    {"Key": "Environment", "Value": "other"},
+                ],
+            }
+        ],
+    )["Instances"][0]["InstanceId"]
+    decoy_vpc = ec2.create_vpc(
+        CidrBlock="10.99.0.0/16",
+        TagSpecifications=[
+            {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": f"{PREFIX}-vpc"}]}
+        ],
+    )["Vpc"]["VpcId"]
+    default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    decoy_sg = ec2.create_security_group(
+        GroupName=f"{PREFIX}-app", Description="decoy", VpcId=default_vpc["VpcId"]
+    )["GroupId"]
+    cert = cloud.client("acm").request_certificate(DomainName="palpite.example.com")[
+        "CertificateArn"
+    ]
+
+    extra = json.dumps({"ssh_allowed_cidrs": [SSH_CIDR], "alb_certificate_arn": cert})
+    first = cloud.playbook("provision.yml", "-e", extra)
+    assert first.returncode == 0, first.output[-5000:]
+    second = cloud.playbook("provision.yml", "-e", extra)
+    assert second.returncode == 0, second.output[-5000:]
+    return {
+        "first": first,
+        "second": second,
+        "cert": cert,
+        "decoys": {"instance": decoy_instance, "vpc": decoy_vpc, "sg": decoy_sg},
+    }
+
+
+def test_provision_creates_then_changes_nothing(provisioned: dict) -> None:
+    first, second = provisioned["first"], provisioned["second"]
+    assert first.recap["changed"] > 0
+    assert first.recap["failed"] == 0
+    assert second.recap["changed"] == 0, second.output[-5000:]
+    assert second.recap["failed"] == 0
+    TIMES_FILE.parent.mkdir(parents=True, exist_ok=True)
+    TIMES_FILE.write_text(
+        json.dumps(
+            {
+                "provision_first_s": round(first.seconds, 1),
+                "provision_first_cpu_s": round(first.cpu_seconds, 1),
+                "provision_rerun_s": round(second.seconds, 1),
+                "provision_rerun_cpu_s": round(second.cpu_seconds, 1),
+                "load_average": os.getloadavg()[0],
+            }
+        )
+    )
+
+
+def _groups(cloud: Cloud) -> dict[str, dict]:
+    groups = cloud.client("ec2").describe_security_groups(Filters=_project_filters())[
+        "SecurityGroups"
+    ]
+    return {g["GroupName"]: g for g in groups}
+
+
+def test_security_groups_allow_ssh_only_from_the_given_cidrs_and_http_only_via_the_alb(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    groups = _groups(cloud)
+    assert set(groups) == {f"{PREFIX}-app", f"{PREFIX}-alb"}
+    app, alb = groups[f"{PREFIX}-app"], groups[f"{PREFIX}-alb"]
+
+    rules = {(p["IpProtocol"], p.get("FromPort"), p.get("ToPort")): p for p in app["IpPermissions"]}
+    assert set(rules) == {("tcp", 22, 22), ("tcp", 80, 80)}
+    ssh = rules[("tcp", 22, 22)]
+    assert [r["CidrIp"] for r in ssh["IpRanges"]] == [SSH_CIDR]
+    assert not ssh.get("Ipv6Ranges") and not ssh.get("UserIdGroupPairs")
+    http = rules[("tcp", 80, 80)]
+    assert [p["GroupId"] for p in http["UserIdGroupPairs"]] == [alb["GroupId"]]
+    assert not http.get("IpRanges") and not http.get("Ipv6Ranges")
+
+    alb_rules = {(p["IpProtocol"], p.get("FromPort")): p for p in alb["IpPermissions"]}
+    assert set(alb_rules) == {("tcp", 80), ("tcp", 443)}
+    for rule in alb_rules.values():
+        assert [r["CidrIp"] for r in rule["IpRanges"]] == ["0.0.0.0/0"]
+    vpc_cidr = cloud.client("ec2").describe_vpcs(VpcIds=[alb["VpcId"]])["Vpcs"][0]["CidrBlock"]
+    assert [
+        (p["IpProtocol"], p.get("FromPort"), [r["CidrIp"] for r in p["IpRanges"]])
+        for p in alb["IpPermissionsEgress"]
+    ] == [("tcp", 80, [vpc_cidr])]
+
+    # No rule of ours anywhere lets SSH in from everywhere.
+    for group in groups.values():
+        for p in group["IpPermissions"]:
+            if p["IpProtocol"] in ("-1", "tcp") and p.get("FromPort", 0) <= 22 <= p.get(
+                "ToPort", 65535
+            ):
+                assert "0.0.0.0/0" not in [r["CidrIp"] for r in p.get("IpRanges", [])]
+                assert "::/0" not in [r["CidrIpv6"] for r in p.get("Ipv6Ranges", [])]
+
+
+def test_bucket_is_versioned_encrypted_private_and_tls_only(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    s3 = cloud.client("s3")
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    rules = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert [r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules] == ["AES256"]
+    block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    assert block == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    ownership = s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]["Rules"]
+    assert ownership == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    policy = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])
+    [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Principal"] == "*"
+    assert deny["Action"] in ("s3:*", ["s3:*"])
+    assert sorted(deny["Resource"]) == [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert not [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=BUCKET)["TagSet"]}
+    assert tags.items() >= TAGS.items()
+
+
+def _allowed(statements: list[dict], action: str, resource: str, prefix: str | None = None) -> bool:
+    """Whether the Allow statements grant action on resource (IAM wildcards, s3:prefix)."""
+    for s in statements:
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        if s["Effect"] != "Allow" or "NotAction" in s or "NotResource" in s:
+            continue
+        if not any(fnmatch.fnmatchcase(action, a) for a in actions):
+            continue
+        if not any(fnmatch.fnmatchcase(resource, r) for r in resources):
+            continue
+        cond = s.get("Condition", {})
+        if cond:
+            assert set(cond) == {"StringLike"} and set(cond["StringLike"]) == {"s3:prefix"}, cond
+            patterns = cond["StringLike"]["s3:prefix"]
+            patterns = patterns if isinstance(patterns, list) else [patterns]
+            if prefix is None or not any(fnmatch.fnmatchcase(prefix, p) for p in patterns):
+                continue
+        return True
+    return False
+
+
+def test_instance_role_can_only_read_the_artifact_prefixes(cloud: Cloud, provisioned: dict) -> None:
+    iam = cloud.client("iam")
+    role = iam.get_role(RoleName=f"{PREFIX}-app")["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "ec2.amazonaws.com"}]
+    assert _tags(role).items() >= TAGS.items()
+    assert iam.list_attached_role_policies(RoleName=f"{PREFIX}-app")["AttachedPolicies"] == []
+    names = iam.list_role_policies(RoleName=f"{PREFIX}-app")["PolicyNames"]
+    assert names == [f"{PREFIX}-artifacts-read"]
+    doc = iam.get_role_policy(RoleName=f"{PREFIX}-app", PolicyName=names[0])["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    statements = doc["Statement"]
+
+    granted = {
+        a
+        for s in statements
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert granted == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+
+    obj = f"arn:aws:s3:::{BUCKET}"
+    for prefix in ("models", "releases", "python"):
+        assert _allowed(statements, "s3:GetObject", f"{obj}/{prefix}/v1/model.tar.gz")
+        assert _allowed(statements, "s3:GetObjectVersion", f"{obj}/{prefix}/v1/model.tar.gz")
+        assert _allowed(statements, "s3:ListBucket", obj, prefix=f"{prefix}/v1/")
+    for action in (
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:PutBucketPolicy",
+    ):
+        assert not _allowed(statements, action, f"{obj}/models/v1/model.tar.gz")
+        assert not _allowed(statements, action, obj)
+    assert not _allowed(statements, "s3:GetObject", f"{obj}/secrets/key")
+    # The prefix itself is no object.
+    assert not _allowed(statements, "s3:GetObject", f"{obj}/models")
+    assert not _allowed(statements, "s3:ListBucket", obj, prefix="secrets/")
+    assert not _allowed(statements, "s3:ListBucket", obj, prefix=None)
+    assert not _allowed(statements, "s3:GetObject", "arn:aws:s3:::another-bucket/models/v1/x")
+    assert not _allowed(
+        statements, "s3:ListBucket", "arn:aws:s3:::another-bucket", prefix="models/"
+    )
+
+    profile = iam.get_instance_profile(InstanceProfileName=f"{PREFIX}-app")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [f"{PREFIX}-app"]
+
+
+def test_instances_require_imdsv2_have_encrypted_gp3_roots_and_tags(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    ec2 = cloud.client("ec2")
+    instances = _running_instances(cloud, _project_filters())
+    assert len(instances) == 2
+    assert len({i["SubnetId"] for i in instances}) == 2
+    assert len({i["Placement"]["AvailabilityZone"] for i in instances}) == 2
+    app_sg = _groups(cloud)[f"{PREFIX}-app"]["GroupId"]
+    images = {i["ImageId"] for i in instances}
+    names = [im["Name"] for im in ec2.describe_images(ImageIds=list(images))["Images"]]
+    assert names and all(n.startswith("al2023-ami-2023.") and n.endswith("-x86_64") for n in names)
+    for inst in instances:
+        assert inst["InstanceType"] == "t3.small"
+        assert inst["MetadataOptions"]["HttpTokens"] == "required"
+        assert inst["MetadataOptions"]["HttpEndpoint"] == "enabled"
+        assert inst["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+        assert inst["KeyName"] == PREFIX
+        assert inst["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{PREFIX}-app")
+        assert [g["GroupId"] for g in inst["SecurityGroups"]] == [app_sg]
+        tags = _tags(inst)
+        assert tags.items() >= {**TAGS, "Role": "app", "Name": f"{PREFIX}-app"}.items()
+        volume_ids = [b["Ebs"]["VolumeId"] for b in inst["BlockDeviceMappings"]]
+        volumes = ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]
+        assert volumes and all(v["Encrypted"] and v["VolumeType"] == "gp3" for v in volumes)
+
+
+def test_key_pair_is_ed25519_and_the_private_key_stays_private(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    key = cloud.key_dir / f"{PREFIX}.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cloud.key_dir.stat().st_mode) == 0o700
+    private = key.read_text()
+    assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert Path(f"{key}.pub").read_text().startswith("ssh-ed25519 ")
+    body = "".join(private.strip().splitlines()[1:-1])
+    for output in cloud.outputs:
+        assert "PRIVATE KEY" not in output
+        assert body[:40] not in output
+    pairs = cloud.client("ec2").describe_key_pairs(KeyNames=[PREFIX])["KeyPairs"]
+    assert len(pairs) == 1 and _tags(pairs[0]).items() >= TAGS.items()
+
+
+def test_load_balancer_serves_https_redirects_http_and_checks_health_ready(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    elb = cloud.client("elbv2")
+    [lb] = elb.describe_load_balancers(Names=[f"{PREFIX}-alb"])["LoadBalancers"]
+    assert lb["Scheme"] == "internet-facing"
+    assert len(lb["AvailabilityZones"]) == 2
+    assert lb["SecurityGroups"] == [_groups(cloud)[f"{PREFIX}-alb"]["GroupId"]]
+    [tg] = elb.describe_target_groups(Names=[f"{PREFIX}-app"])["TargetGroups"]
+    assert tg["HealthCheckPath"] == "/health/ready"
+    assert (tg["Protocol"], tg["Port"], tg["TargetType"]) == ("HTTP", 80, "instance")
+    listeners = {
+        li["Port"]: li
+        for li in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    }
+    assert set(listeners) == {80, 443}
+    https = listeners[443]
+    assert https["Protocol"] == "HTTPS"
+    assert [c["CertificateArn"] for c in https["Certificates"]] == [provisioned["cert"]]
+    assert https["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert [(a["Type"], a["TargetGroupArn"]) for a in https["DefaultActions"]] == [
+        ("forward", tg["TargetGroupArn"])
+    ]
+    [redirect] = listeners[80]["DefaultActions"]
+    assert redirect["Type"] == "redirect"
+    assert redirect["RedirectConfig"]["Protocol"] == "HTTPS"
+    assert redirect["RedirectConfig"]["Port"] == "443"
+    assert redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
+    targets = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])[
+        "TargetHealthDescriptions"
+    ]
+    running = {i["InstanceId"] for i in _running_instances(cloud, _project_filters())}
+    assert {t["Target"]["Id"] for t in targets} == running
+    tags = elb.describe_tags(ResourceArns=[lb["LoadBalancerArn"], tg["TargetGroupArn"]])[
+        "TagDescriptions"
+    ]
+    for desc in tags:
+        assert _tags(desc).items() >= TAGS.items()
+
+
+def _unwrap_unsafe(obj: dict) -> object:
+    # ansible-inventory --list marks templated values as {"__ansible_unsafe": value}.
+    return obj["__ansible_unsafe"] if set(obj) == {"__ansible_unsafe"} else obj
+
+
+def test_inventory_groups_the_instances_by_role(cloud: Cloud, provisioned: dict) -> None:
+    proc = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(REPO / "inventory/aws"), "--list"],
+        cwd=REPO,
+        env=cloud.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    inv = json.loads(proc.stdout, object_hook=_unwrap_unsafe)
+    instances = {i["InstanceId"]: i for i in _running_instances(cloud, _project_filters())}
+    assert sorted(inv["app"]["hosts"]) == sorted(instances)
+    for host, inst in instances.items():
+        hostvars = inv["_meta"]["hostvars"][host]
+        assert hostvars["ansible_host"] == inst["PublicIpAddress"]
+        assert hostvars["ansible_user"] == "ec2-user"
+    # The decoy of another environment is not in this environment's inventory.
+    assert provisioned["decoys"]["instance"] not in json.dumps(inv)
+
+
+# --- teardown ----------------------------------------------------------------------------
+
+
+def test_teardown_needs_the_confirmation(cloud: Cloud, provisioned: dict) -> None:
+    run = cloud.playbook("teardown.yml")
+    assert run.returncode != 0
+    assert f"-e teardown_confirm={PREFIX}" in " ".join(run.output.split())
+    run = cloud.playbook("teardown.yml", "-e", "teardown_confirm=palpite-prod")
+    assert run.returncode != 0
+    assert len(_running_instances(cloud, _project_filters())) == 2
+
+
+def test_teardown_deletes_exactly_what_the_project_owns_and_is_idempotent(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    first = cloud.playbook("teardown.yml", "-e", f"teardown_confirm={PREFIX}")
+    assert first.returncode == 0, first.output[-5000:]
+    assert first.recap["changed"] > 0
+    _assert_clean(cloud)
+    tagging = cloud.client("resourcegroupstaggingapi").get_resources(
+        TagFilters=[{"Key": k, "Values": [v]} for k, v in TAGS.items()]
+    )["ResourceTagMappingList"]
+    live = [
+        r["ResourceARN"]
+        for r in tagging
+        if ":instance/" not in r["ResourceARN"]  # terminated instances stay listed for a while
+    ]
+    assert live == []
+    assert not (cloud.key_dir / f"{PREFIX}.pem").exists()
+
+    decoys = provisioned["decoys"]
+    ec2 = cloud.client("ec2")
+    assert [i["InstanceId"] for i in _running_instances(cloud, [])] == [decoys["instance"]]
+    assert ec2.describe_vpcs(VpcIds=[decoys["vpc"]])["Vpcs"]
+    assert ec2.describe_security_groups(GroupIds=[decoys["sg"]])["SecurityGroups"]
+
+    second = cloud.playbook("teardown.yml", "-e", f"teardown_confirm={PREFIX}")
+    assert second.returncode == 0, second.output[-5000:]
+    assert second.recap["changed"] == 0, second.output[-5000:]
+    times = json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
+    times.update(
+        teardown_s=round(first.seconds, 1),
+        teardown_cpu_s=round(first.cpu_seconds, 1),
+        teardown_rerun_s=round(second.seconds, 1),
+        teardown_rerun_cpu_s=round(second.cpu_seconds, 1),
+    )
+    TIMES_FILE.parent.mkdir(parents=True, exist_ok=True)
+    TIMES_FILE.write_text(json.dumps(times))

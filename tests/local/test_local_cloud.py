@@ -1,0 +1,327 @@
+"""The local cloud on testbed hosts: playbooks/provision.yml with inventory/local (moto on the
+testbed bridge, two emulated instances backed by two hosts, the front door), traffic
+through the front door, deregistration with draining, teardown.
+
+Runs as its own local environment (PALPITE_ENVIRONMENT=t7, moto on port 4577, front door at
+10.231.0.5, app hosts at .6 and .7) so it does not disturb the default one (.2-.4).
+"""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+pytestmark = pytest.mark.testbed
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TESTBED = REPO / "tests/testbed/testbed"
+ENVIRONMENT = "t7"
+PREFIX = f"palpite-{ENVIRONMENT}"
+MOTO_PORT = 4577
+FRONT_DOOR = "10.231.0.5"
+APP_ADDRESSES = ["10.231.0.6", "10.231.0.7"]
+ENDPOINT = f"http://10.231.0.1:{MOTO_PORT}"
+WEB_PY = Path(__file__).with_name("web.py")
+TIMES_FILE = REPO / ".cache" / "bench" / "provision-local.json"
+# Held requests (the draining test) may wait longer than the front door's default 60 s
+# when the machine is busy.
+PROVISION_ARGS = ("-e", "front_door_proxy_read_timeout=300")
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PALPITE_"))}
+    env.update(
+        PALPITE_ENVIRONMENT=ENVIRONMENT,
+        PALPITE_LOCAL_MOTO_PORT=str(MOTO_PORT),
+        PALPITE_LOCAL_FRONT_DOOR_INDEX=FRONT_DOOR.rsplit(".", 1)[1],
+        PALPITE_LOCAL_APP_INDICES=",".join(a.rsplit(".", 1)[1] for a in APP_ADDRESSES),
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        NO_PROXY="10.231.0.0/24,127.0.0.1,localhost",
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_DEPRECATION_WARNINGS="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+    )
+    if "PALPITE_CACHE_DIR" in os.environ:
+        env["PALPITE_CACHE_DIR"] = os.environ["PALPITE_CACHE_DIR"]
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _run(*cmd: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _playbook(path: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    t0 = time.monotonic()
+    proc = _run(str(BIN / "ansible-playbook"), path, *args)
+    return proc, time.monotonic() - t0
+
+
+def _changed(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """changed= per host from the PLAY RECAP."""
+    out = {}
+    for line in proc.stdout.split("PLAY RECAP", 1)[-1].splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[1] == ":":
+            fields = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
+            out[parts[0]] = int(fields["changed"])
+    return out
+
+
+def _get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with _NO_PROXY.open(url, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def _ec2():
+    return boto3.client(
+        "ec2",
+        region_name="us-east-1",
+        endpoint_url=ENDPOINT,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _testbed_hosts() -> dict[str, list[str]]:
+    out = subprocess.run([str(TESTBED), "list"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+
+
+def _teardown() -> subprocess.CompletedProcess:
+    proc, _ = _playbook("playbooks/teardown.yml", "-e", f"teardown_confirm={PREFIX}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def local_cloud() -> dict:
+    if os.geteuid() != 0:
+        pytest.skip("the testbed needs root")
+    _teardown()  # leftovers of an interrupted run
+    first, first_s = _playbook("playbooks/provision.yml", *PROVISION_ARGS)
+    try:
+        assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+        instances = [
+            i
+            for r in _ec2().describe_instances(
+                Filters=[
+                    {"Name": "tag:Environment", "Values": [ENVIRONMENT]},
+                    {"Name": "instance-state-name", "Values": ["running"]},
+                ]
+            )["Reservations"]
+            for i in r["Instances"]
+        ]
+        yield {"first": first, "first_s": first_s, "instances": instances}
+    finally:
+        down = _teardown()
+        assert down.returncode == 0, down.stdout[-6000:] + down.stderr[-3000:]
+
+
+def test_two_instances_are_backed_by_two_hosts(local_cloud: dict) -> None:
+    instances = local_cloud["instances"]
+    assert len(instances) == 2
+    addresses = sorted(
+        {t["Key"]: t["Value"] for t in i["Tags"]}["palpite:local-address"] for i in instances
+    )
+    assert addresses == APP_ADDRESSES
+    hosts = _testbed_hosts()
+    for address in APP_ADDRESSES:
+        index = address.rsplit(".", 1)[1]
+        assert hosts[f"{PREFIX}-app-{index}"][2:4] == [address, "running"]
+    assert hosts[f"{PREFIX}-front-door"][2:4] == [FRONT_DOOR, "running"]
+
+    # The local inventory addresses each instance by its backing host, never by the
+    # emulated instance's own (made-up) address.
+    inv = json.loads(
+        _run(str(BIN / "ansible-inventory"), "--list").stdout,
+        # ansible-inventory --list marks templated values as {"__ansible_unsafe": value}.
+        object_hook=lambda o: o["__ansible_unsafe"] if set(o) == {"__ansible_unsafe"} else o,
+    )
+    by_id = {i["InstanceId"]: i for i in instances}
+    assert sorted(inv["app"]["hosts"]) == sorted(by_id)
+    for host in inv["app"]["hosts"]:
+        tags = {t["Key"]: t["Value"] for t in by_id[host]["Tags"]}
+        assert inv["_meta"]["hostvars"][host]["ansible_host"] == tags["palpite:local-address"]
+        assert inv["_meta"]["hostvars"][host]["ansible_host"] != by_id[host]["PublicIpAddress"]
+    assert inv["front_door"]["hosts"] == ["front-door"]
+
+
+def test_front_door_answers_json_when_no_app_answers(local_cloud: dict) -> None:
+    status, headers, body = _get(f"http://{FRONT_DOOR}/")
+    assert status == 502
+    assert headers["Content-Type"] == "application/json"
+    assert "detail" in json.loads(body)
+    status, _, body = _get(f"http://{FRONT_DOOR}/_front_door/health")
+    assert (status, json.loads(body)) == (200, {"status": "ok", "upstreams": 2})
+
+
+@pytest.fixture(scope="module")
+def web(local_cloud: dict) -> dict[str, str]:
+    """A trivial upstream on both app hosts, started through the local inventory."""
+    ansible = str(BIN / "ansible")
+    copy = _run(
+        ansible, "app", "-m", "ansible.builtin.copy", "-a", f"src={WEB_PY} dest=/srv/web.py"
+    )
+    assert copy.returncode == 0, copy.stdout[-3000:]
+    start = _run(
+        ansible,
+        "app",
+        "-m",
+        "ansible.builtin.shell",
+        "-a",
+        "systemctl is-active -q t7-web || systemd-run --unit t7-web python3 /srv/web.py",
+    )
+    assert start.returncode == 0, start.stdout[-3000:]
+    names = {}
+    for address in APP_ADDRESSES:
+        for _ in range(50):
+            try:
+                status, _, body = _get(f"http://{address}/", timeout=2)
+            except OSError:
+                status = 0
+            if status == 200:
+                names[address] = body.decode()
+                break
+            time.sleep(0.2)
+    assert len(names) == 2, names
+    # The front door marked both hosts failed while nothing answered (fail_timeout 5 s).
+    for _ in range(50):
+        if _get(f"http://{FRONT_DOOR}/")[0] == 200:
+            break
+        time.sleep(0.3)
+    return names
+
+
+def _served_by(n: int) -> list[str]:
+    seen = []
+    for _ in range(n):
+        status, headers, body = _get(f"http://{FRONT_DOOR}/")
+        assert status == 200
+        assert headers["X-Palpite-Upstream"].split(":")[0] in APP_ADDRESSES
+        seen.append(body.decode())
+    return seen
+
+
+def test_front_door_balances_over_both_hosts(local_cloud: dict, web: dict[str, str]) -> None:
+    seen = _served_by(20)
+    assert set(seen) == set(web.values())
+
+
+def _health_upstreams() -> int:
+    return json.loads(_get(f"http://{FRONT_DOOR}/_front_door/health")[2])["upstreams"]
+
+
+def test_deregistered_host_drains_then_leaves_the_rotation(
+    local_cloud: dict, web: dict[str, str]
+) -> None:
+    by_address = {
+        {t["Key"]: t["Value"] for t in i["Tags"]}["palpite:local-address"]: i["InstanceId"]
+        for i in local_cloud["instances"]
+    }
+    leaving, staying = APP_ADDRESSES[1], APP_ADDRESSES[0]
+    target = ["-e", f"target_id={by_address[leaving]}"]
+
+    # 1. Deregister in the target group only: the front door keeps both until it syncs.
+    proc, _ = _playbook(
+        "tests/local/target.yml", *target, "-e", "target_state=absent", "-e", "target_sync=false"
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    elb = boto3.client(
+        "elbv2",
+        region_name="us-east-1",
+        endpoint_url=ENDPOINT,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    [tg] = elb.describe_target_groups(Names=[f"{PREFIX}-app"])["TargetGroups"]
+    targets = elb.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])
+    assert [t["Target"]["Id"] for t in targets["TargetHealthDescriptions"]] == [by_address[staying]]
+    assert set(_served_by(10)) == set(web.values())
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        # 2. Requests held in flight on both hosts (round robin spreads them).
+        held = [pool.submit(_get, f"http://{FRONT_DOOR}/hold", 200) for _ in range(6)]
+        for _ in range(100):
+            counts = {a: int(_get(f"http://{a}/holding")[2]) for a in APP_ADDRESSES}
+            if sum(counts.values()) == 6:
+                break
+            time.sleep(0.2)
+        assert counts[leaving] >= 1, counts
+
+        # 3. Sync the front door while they are in flight.
+        sync = pool.submit(
+            _playbook, "tests/local/target.yml", *target, "-e", "target_change=false"
+        )
+        for _ in range(600):
+            if _health_upstreams() == 1 or sync.done():
+                break
+            time.sleep(0.2)
+        assert _health_upstreams() == 1, sync.result()[0].stdout[-6000:]
+
+        # 4. Reloaded: new requests go to the staying host only, while the sync still waits
+        #    for the old workers, which serve the held requests.
+        assert set(_served_by(10)) == {web[staying]}
+        time.sleep(1)
+        assert not sync.done(), "sync returned while requests were still in flight"
+
+        # 5. Let the held requests finish: every one succeeds, then the sync returns.
+        for address in APP_ADDRESSES:
+            _get(f"http://{address}/release")
+        results = [f.result(timeout=120) for f in held]
+        proc, _ = sync.result(timeout=300)
+    assert [status for status, _, _ in results] == [200] * 6
+    assert web[leaving] in {body.decode() for _, _, body in results}
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert f"upstreams: {staying}" in proc.stdout
+    assert set(_served_by(20)) == {web[staying]}
+
+    # 6. Registered again, it is back in the rotation.
+    proc, _ = _playbook("tests/local/target.yml", *target, "-e", "target_state=present")
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert set(_served_by(20)) == set(web.values())
+
+
+def test_second_provision_changes_nothing(local_cloud: dict, web: dict[str, str]) -> None:
+    second, second_s = _playbook("playbooks/provision.yml", *PROVISION_ARGS)
+    assert second.returncode == 0, second.stdout[-6000:]
+    changed = _changed(second)
+    assert changed and all(v == 0 for v in changed.values()), second.stdout[-6000:]
+    TIMES_FILE.parent.mkdir(parents=True, exist_ok=True)
+    TIMES_FILE.write_text(
+        json.dumps(
+            {
+                "provision_first_s": round(local_cloud["first_s"], 1),
+                "provision_rerun_s": round(second_s, 1),
+            }
+        )
+    )
+
+
+def test_teardown_removes_hosts_and_moto(local_cloud: dict) -> None:
+    proc = _teardown()
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert not [h for h in _testbed_hosts() if h.startswith(f"{PREFIX}-")]
+    with pytest.raises(OSError):
+        _get(f"{ENDPOINT}/moto-api/", timeout=2)
+    assert not (REPO / ".local-env" / PREFIX / "moto.pid").exists()
+    again = _teardown()
+    assert again.returncode == 0
+    assert all(v == 0 for v in _changed(again).values()), again.stdout[-4000:]
