@@ -144,7 +144,10 @@ def _add_pipeline_parsers(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ml",
+        description="palpite ML: synthetic data, backtests, training, model bundles.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_pipeline_parsers(sub)
     add_package_parser(sub)

@@ -101,8 +101,8 @@ def _describe(raw: pd.DataFrame, mask: np.ndarray, shown: Sequence[str]) -> str:
     rows = np.flatnonzero(mask)
     parts = []
     for i in rows[:_MAX_EXAMPLES]:
-        values = ", ".join(f"{c}={raw.at[i, c]!r}" for c in shown)
-        parts.append(f"line {i + 2} (ID {raw.at[i, 'ID']!r}: {values})")  # line 1 is the header
+        values = "".join(f", {c}={raw.at[i, c]!r}" for c in shown)
+        parts.append(f"line {i + 2} (ID {raw.at[i, 'ID']!r}{values})")  # line 1 is the header
     more = f" and {len(rows) - _MAX_EXAMPLES} more" if len(rows) > _MAX_EXAMPLES else ""
     return ", ".join(parts) + more
 
@@ -124,26 +124,28 @@ def validate_and_parse(raw: pd.DataFrame, source: str = "data") -> pd.DataFrame:
 
     def flag(mask: np.ndarray, what: str, shown: Sequence[str]) -> None:
         if mask.any():
-            problems.append(f"{int(mask.sum())} {what}: {_describe(raw, mask, shown)}")
+            count = int(mask.sum())
+            rows = "1 row" if count == 1 else f"{count} rows"
+            problems.append(f"{rows} {what}: {_describe(raw, mask, shown)}")
 
     ids, id_ok = _integers(raw["ID"])
-    flag(~id_ok, "rows with an unparseable ID", ["ID"])
+    flag(~id_ok, "with an unparseable ID", [])
     dup = id_ok & pd.Series(ids).where(id_ok).duplicated(keep=False).to_numpy()
-    flag(dup, "rows share an ID", ["ID"])
+    flag(dup, "sharing an ID", [])
     rounds, round_ok = _integers(raw["rodata"])
-    flag(~round_ok | (rounds < 1), "rows with an unparseable round (rodata)", ["rodata"])
+    flag(~round_ok | (rounds < 1), "with an unparseable round (rodata)", ["rodata"])
     dates = pd.to_datetime(raw["data"], format=DATE_FORMAT, errors="coerce")
-    flag(dates.isna().to_numpy(), "rows with an unparseable date (want dd/mm/yyyy)", ["data"])
+    flag(dates.isna().to_numpy(), "with an unparseable date (want dd/mm/yyyy)", ["data"])
     home_goals, hg_ok = _integers(raw["mandante_Placar"])
     away_goals, ag_ok = _integers(raw["visitante_Placar"])
     scores = ["mandante_Placar", "visitante_Placar"]
-    flag(~(hg_ok & ag_ok), "rows with an unparseable score", scores)
+    flag(~(hg_ok & ag_ok), "with an unparseable score", scores)
     negative = (hg_ok & (home_goals < 0)) | (ag_ok & (away_goals < 0))
-    flag(negative, "rows with a negative score", scores)
+    flag(negative, "with a negative score", scores)
     home, away = raw["mandante"], raw["visitante"]
     teams = ["mandante", "visitante"]
-    flag(((home == "") | (away == "")).to_numpy(), "rows without a team name", teams)
-    flag(((home == away) & (home != "")).to_numpy(), "rows where a team plays itself", teams)
+    flag(((home == "") | (away == "")).to_numpy(), "without a team name", teams)
+    flag(((home == away) & (home != "")).to_numpy(), "where a team plays itself", teams)
     if problems:
         raise DataError(f"{source}: " + "; ".join(problems))
 

@@ -57,14 +57,21 @@ def drop_column(column: str) -> Edit:
 
 BAD_ROWS = {
     "missing column": (drop_column("visitante_Placar"), r"missing columns: visitante_Placar$"),
-    "date": (set_cell(9, "data", "2003-03-29"), r"unparseable date .*line 11 \(ID '10'"),
+    "date": (
+        set_cell(9, "data", "2003-03-29"),
+        r"1 row with an unparseable date .*: line 11 \(ID '10', data='2003-03-29'\)",
+    ),
     "impossible date": (set_cell(9, "data", "31/02/2003"), r"unparseable date .*line 11"),
     "score": (set_cell(4, "mandante_Placar", "two"), r"unparseable score: line 6 \(ID '5'"),
     "empty score": (set_cell(4, "visitante_Placar", ""), r"unparseable score: line 6"),
     "negative score": (set_cell(7, "visitante_Placar", "-1"), r"negative score: line 9"),
-    "duplicate ID": (copy_id(3, 20), r"2 rows share an ID: line 5 \(ID '4'.*line 22 \(ID '4'"),
+    "duplicate ID": (
+        copy_id(3, 20),
+        r"2 rows sharing an ID: line 5 \(ID '4'\), line 22 \(ID '4'\)",
+    ),
     "unparseable ID": (set_cell(2, "ID", "x3"), r"unparseable ID: line 4"),
     "plays itself": (plays_itself(12), r"team plays itself: line 14 \(ID '13'"),
+    "no team": (set_cell(15, "mandante", ""), r"1 row without a team name: line 17 \(ID '16'"),
     "round": (set_cell(30, "rodata", "first"), r"unparseable round .*line 32"),
 }
 
