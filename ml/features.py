@@ -346,10 +346,12 @@ class TeamState:
             raise PalpiteError("home and away teams must be two lists of the same length")
         h = lookup(self._index, home_names)
         a = lookup(self._index, away_names)
-        unknown = pd.unique(np.concatenate([home_names[h < 0], away_names[a < 0]]))
-        if len(unknown):
-            shown = ", ".join(repr(str(t)) for t in unknown[:5])
-            raise UnknownTeamError(f"unknown team(s): {shown}")
+        unknown: list[str] = []
+        for name in np.concatenate([home_names[h < 0], away_names[a < 0]]):
+            if repr(name) not in unknown and len(unknown) < 5:
+                unknown.append(repr(name))  # input may be anything JSON allows, even unhashable
+        if unknown:
+            raise UnknownTeamError(f"unknown team(s): {', '.join(unknown)}")
         same = np.flatnonzero(h == a)
         if len(same):
             raise PalpiteError(f"a team cannot play itself: {home_names[same[0]]!r}")

@@ -22,5 +22,4 @@ RAW_COLUMNS: tuple[str, ...] = (
 )
 
 DATE_FORMAT = "%d/%m/%Y"  # `data`: dd/mm/yyyy
-TIME_FORMAT = "%H:%M"  # `hora`: HH:MM
 DRAW_MARK = "-"  # `vencedor` on a draw

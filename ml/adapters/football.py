@@ -14,7 +14,7 @@ import numpy as np
 
 from ml.adapters import AdapterError
 from ml.errors import PalpiteError
-from ml.features import FEATURE_CODE_VERSION, TeamState
+from ml.features import FEATURE_CODE_VERSION, FEATURE_NAMES, TeamState
 
 STATE_FILE = "team_state.json"  # under the bundle's adapter/ directory
 FIELDS = ("home_team", "away_team")
@@ -47,6 +47,12 @@ class FootballAdapter:
 
     @classmethod
     def load(cls, bundle_dir: Path, card: Mapping[str, Any]) -> Self:
+        # Same feature-code version should mean the same columns; say so if it does not.
+        if list(card.get("feature_names", [])) != list(FEATURE_NAMES):
+            raise AdapterError(
+                f"football adapter: the card's feature_names {card.get('feature_names')} are"
+                f" not this host's {list(FEATURE_NAMES)}"
+            )
         path = Path(bundle_dir) / "adapter" / STATE_FILE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
