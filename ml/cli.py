@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ml.bundle import DEFAULT_MIN_GAIN
 from ml.errors import PalpiteError
@@ -19,6 +19,13 @@ from ml.publish import add_fetch_parser, add_presign_parser, add_publish_parser
 
 # The pipeline's modules (pandas, scikit-learn) are imported by the commands that need
 # them, so `fetch` on a host starts quickly.
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes, too, are one line (argparse would print the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
 def _date(text: str) -> dt.date:
@@ -144,7 +151,7 @@ def _add_pipeline_parsers(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m ml",
         description="palpite ML: synthetic data, backtests, training, model bundles.",
     )
