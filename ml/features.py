@@ -9,7 +9,7 @@ Per club, the pre-match state is
   seasons; clubs first seen after the first season, i.e. promoted, start below it);
 - a goal rating: attack and defence on the log scale of expected goals, learnt online (a
   gradient step on the Poisson likelihood after each match), regressed between seasons too;
-- recent form: mean points over its last FORM_WINDOW matches;
+- recent form: mean points over its last `form_window` matches;
 - its state (UF), for the visitors' travel distance.
 
 `assemble` turns both sides' states into the feature matrix. Training and serving both go
