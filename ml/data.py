@@ -97,7 +97,7 @@ def read_raw(path: Path) -> pd.DataFrame:
 
 
 def _describe(raw: pd.DataFrame, mask: np.ndarray, shown: Sequence[str]) -> str:
-    """'line 5 (ID 17: mandante='X'), … and 4 more' for the rows in `mask`."""
+    """Name the rows in `mask`: "line 5 (ID '17', mandante='X'), … and 4 more"."""
     rows = np.flatnonzero(mask)
     parts = []
     for i in rows[:_MAX_EXAMPLES]:
