@@ -11,6 +11,9 @@ BIN := $(VENV)/bin
 TIMED := .ci/timed.sh
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 export POETRY_NO_INTERACTION := 1
+# Some machines (CI's among them) set this; without bytecode every test subprocess would
+# recompile numpy, scipy and scikit-learn from source (seconds each).
+unexport PYTHONDONTWRITEBYTECODE
 
 ANSIBLE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg
 TESTBED := tests/testbed/testbed
@@ -32,7 +35,7 @@ $(POETRY): | python
 
 $(VENV)/.installed: pyproject.toml poetry.lock $(POETRY)
 	test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
-	$(POETRY) install --sync --no-interaction
+	$(POETRY) install --sync --compile --no-interaction
 	touch $@
 
 venv: $(VENV)/.installed ## Python 3.12 venv with Poetry and every dependency group
