@@ -9,6 +9,7 @@ Runs as its own local environment (PALPITE_ENVIRONMENT=t7, moto on port 4577, fr
 import concurrent.futures
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -66,6 +67,11 @@ def _run(*cmd: str, timeout: int = 1200) -> subprocess.CompletedProcess:
     )
 
 
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _playbook(path: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     t0 = time.monotonic()
     proc = _run(str(BIN / "ansible-playbook"), path, *args)
@@ -111,12 +117,21 @@ def _teardown() -> subprocess.CompletedProcess:
     return proc
 
 
+def _leftovers() -> bool:
+    return (REPO / ".local-env" / PREFIX / "moto.pid").exists() or any(
+        h.startswith(f"{PREFIX}-") for h in _testbed_hosts()
+    )
+
+
 @pytest.fixture(scope="module")
 def local_cloud() -> dict:
     if os.geteuid() != 0:
         pytest.skip("the testbed needs root")
-    _teardown()  # leftovers of an interrupted run
+    if _leftovers():  # of an interrupted run
+        _teardown()
+    cpu0 = _cpu()
     first, first_s = _playbook("playbooks/provision.yml", *PROVISION_ARGS)
+    first_cpu = _cpu() - cpu0
     try:
         assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
         instances = [
@@ -129,10 +144,11 @@ def local_cloud() -> dict:
             )["Reservations"]
             for i in r["Instances"]
         ]
-        yield {"first": first, "first_s": first_s, "instances": instances}
+        yield {"first": first, "first_s": first_s, "first_cpu": first_cpu, "instances": instances}
     finally:
-        down = _teardown()
-        assert down.returncode == 0, down.stdout[-6000:] + down.stderr[-3000:]
+        if _leftovers():
+            down = _teardown()
+            assert down.returncode == 0, down.stdout[-6000:] + down.stderr[-3000:]
 
 
 def test_two_instances_are_backed_by_two_hosts(local_cloud: dict) -> None:
@@ -300,7 +316,9 @@ def test_deregistered_host_drains_then_leaves_the_rotation(
 
 
 def test_second_provision_changes_nothing(local_cloud: dict, web: dict[str, str]) -> None:
+    cpu0 = _cpu()
     second, second_s = _playbook("playbooks/provision.yml", *PROVISION_ARGS)
+    second_cpu = _cpu() - cpu0
     assert second.returncode == 0, second.stdout[-6000:]
     changed = _changed(second)
     assert changed and all(v == 0 for v in changed.values()), second.stdout[-6000:]
@@ -309,14 +327,19 @@ def test_second_provision_changes_nothing(local_cloud: dict, web: dict[str, str]
         json.dumps(
             {
                 "provision_first_s": round(local_cloud["first_s"], 1),
+                "provision_first_cpu_s": round(local_cloud["first_cpu"], 1),
                 "provision_rerun_s": round(second_s, 1),
+                "provision_rerun_cpu_s": round(second_cpu, 1),
+                "load_average": os.getloadavg()[0],
             }
         )
     )
 
 
 def test_teardown_removes_hosts_and_moto(local_cloud: dict) -> None:
+    t0, cpu0 = time.monotonic(), _cpu()
     proc = _teardown()
+    seconds, cpu = time.monotonic() - t0, _cpu() - cpu0
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert not [h for h in _testbed_hosts() if h.startswith(f"{PREFIX}-")]
     with pytest.raises(OSError):
@@ -325,3 +348,6 @@ def test_teardown_removes_hosts_and_moto(local_cloud: dict) -> None:
     again = _teardown()
     assert again.returncode == 0
     assert all(v == 0 for v in _changed(again).values()), again.stdout[-4000:]
+    times = json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
+    times.update(teardown_s=round(seconds, 1), teardown_cpu_s=round(cpu, 1))
+    TIMES_FILE.write_text(json.dumps(times))
