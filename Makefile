@@ -115,3 +115,20 @@ serve: serve-model ## The model API on http://127.0.0.1:8000 (gunicorn, app/guni
 
 bench-api: serve-model ## Model API benchmark with wrk (~5 min; results in docs/benchmarks.md)
 	$(BIN)/python bench/bench_api.py
+
+# -- releases (playbooks/release.yml, rollback.yml, release_app.yml) ------------------------
+# One of DATA (a results CSV: train, gate, publish), BUNDLE (a bundle directory: publish) or
+# VERSION (a published model); ARGS passes more, e.g. ARGS="-i inventory/aws -e release_batch=2".
+RELEASE_SOURCE = $(if $(DATA),-e release_data=$(abspath $(DATA)))$(if $(BUNDLE),-e release_bundle=$(abspath $(BUNDLE)))$(if $(VERSION),-e release_version=$(VERSION))
+
+.PHONY: release rollback release-app
+
+release: venv ## Roll a model out, canary first: DATA=results.csv | BUNDLE=dir | VERSION=v
+	@test -n "$(strip $(RELEASE_SOURCE))" || { echo "make release DATA=results.csv | BUNDLE=bundle-dir | VERSION=version"; exit 2; }
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/release.yml $(RELEASE_SOURCE) $(ARGS)
+
+rollback: venv ## Roll every host back to the previous production model
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/rollback.yml $(ARGS)
+
+release-app: venv ## Roll new app code out (this tree, or APP_VERSION=v), canary first
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/release_app.yml $(if $(APP_VERSION),-e release_app_version=$(APP_VERSION)) $(ARGS)
