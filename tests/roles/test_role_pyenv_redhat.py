@@ -123,55 +123,41 @@ def test_redhat_templates_render_and_run(render_templates, tmp_path: Path) -> No
     ]
 
 
-@pytest.mark.parametrize(
-    ("facts", "key"),
-    [
-        (
-            {
-                "distribution": "Amazon",
-                "distribution_major_version": "2023",
-                "architecture": "x86_64",
-            },
-            "python/amazon-2023-x86_64/cpython-3.12.1.tar.zst",
-        ),
-        (
-            {
-                "distribution": "Amazon",
-                "distribution_major_version": "2023",
-                "architecture": "aarch64",
-            },
-            "python/amazon-2023-aarch64/cpython-3.12.1.tar.zst",
-        ),
-        (
-            {
-                "distribution": "Debian",
-                "distribution_major_version": "12",
-                "architecture": "x86_64",
-            },
-            "python/debian-12-x86_64/cpython-3.12.1.tar.zst",
-        ),
-    ],
-)
-def test_prebuilt_key_per_platform(tmp_path: Path, facts: dict, key: str) -> None:
+PLATFORMS = [
+    # (facts, the key hosts with these facts share)
+    (
+        {"distribution": "Amazon", "distribution_major_version": "2023", "architecture": "x86_64"},
+        "python/amazon-2023-x86_64/cpython-3.12.1.tar.zst",
+    ),
+    (
+        {"distribution": "Amazon", "distribution_major_version": "2023", "architecture": "aarch64"},
+        "python/amazon-2023-aarch64/cpython-3.12.1.tar.zst",
+    ),
+    (
+        {"distribution": "Debian", "distribution_major_version": "12", "architecture": "x86_64"},
+        "python/debian-12-x86_64/cpython-3.12.1.tar.zst",
+    ),
+]
+
+
+def test_prebuilt_key_per_platform(tmp_path: Path) -> None:
     """Hosts share a prebuilt Python only with the same OS, major version and architecture."""
+    plays = [
+        {
+            "name": f"Compute the key for {facts}",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {"ansible_facts": facts},
+            "tasks": [
+                {"ansible.builtin.include_vars": str(ROLE / "defaults/main.yml")},
+                {"ansible.builtin.include_vars": str(ROLE / "vars/main.yml")},
+                {"ansible.builtin.debug": {"msg": "{{ pyenv_prebuilt_key }}"}},
+            ],
+        }
+        for facts, _ in PLATFORMS
+    ]
     playbook = tmp_path / "key.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Compute the key",
-                    "hosts": "localhost",
-                    "gather_facts": False,
-                    "vars": {"ansible_facts": facts},
-                    "tasks": [
-                        {"ansible.builtin.include_vars": str(ROLE / "defaults/main.yml")},
-                        {"ansible.builtin.include_vars": str(ROLE / "vars/main.yml")},
-                        {"ansible.builtin.debug": {"msg": "KEY={{ pyenv_prebuilt_key }}"}},
-                    ],
-                }
-            ]
-        )
-    )
+    playbook.write_text(yaml.safe_dump(plays))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.json"
     env["ANSIBLE_LOCALHOST_WARNING"] = "false"
@@ -185,6 +171,5 @@ def test_prebuilt_key_per_platform(tmp_path: Path, facts: dict, key: str) -> Non
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(proc.stdout)
-    msg = result["plays"][0]["tasks"][-1]["hosts"]["localhost"]["msg"]
-    assert msg == f"KEY={key}"
+    keys = [p["tasks"][-1]["hosts"]["localhost"]["msg"] for p in json.loads(proc.stdout)["plays"]]
+    assert keys == [key for _, key in PLATFORMS]
