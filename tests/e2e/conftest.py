@@ -1,0 +1,86 @@
+"""The local environment, brought up once for the end-to-end suite.
+
+`site.yml` runs from nothing against the default inventory (moto on the testbed bridge,
+testbed hosts behind the front door); every e2e test module shares that one environment,
+and the session ends with the teardown (tests/e2e/test_zz_teardown.py asserts what it
+leaves behind; the finalizer here tears down again in case that module did not run).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LOG_DIR = REPO / ".cache" / "e2e"
+FRONT_DOOR = "http://10.231.0.2"
+APP_HOSTS = ("10.231.0.3", "10.231.0.4")
+TEARDOWN_CONFIRM = "palpite-local"
+
+
+@dataclass(frozen=True)
+class LocalEnv:
+    url: str
+    app_hosts: tuple[str, ...]
+    site_seconds: float
+
+
+def ansible_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    # A developer's own AWS settings must never reach the emulated cloud.
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(name, None)
+    return env
+
+
+def run_playbook(name: str, *args: str, log: str) -> subprocess.CompletedProcess[str]:
+    """Run a playbook from the repository root; its output goes to .cache/e2e/<log>."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), name, *args]
+    result = subprocess.run(
+        cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=3600
+    )
+    (LOG_DIR / log).write_text(result.stdout + result.stderr)
+    return result
+
+
+def assert_ok(result: subprocess.CompletedProcess[str], what: str) -> None:
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-60:])
+        pytest.fail(f"{what} failed (exit {result.returncode}); log in {LOG_DIR}:\n{tail}")
+
+
+def teardown() -> subprocess.CompletedProcess[str]:
+    return run_playbook(
+        "playbooks/teardown.yml", "-e", f"teardown_confirm={TEARDOWN_CONFIRM}", log="teardown.log"
+    )
+
+
+@pytest.fixture(scope="session")
+def local_env() -> Iterator[LocalEnv]:
+    # A leftover environment from an interrupted run would hide what site.yml does from nothing.
+    teardown()
+    start = time.monotonic()
+    result = run_playbook("site.yml", log="site.log")
+    seconds = time.monotonic() - start
+    assert_ok(result, "site.yml from nothing")
+    print(f"\nsite.yml from nothing: {seconds:.0f} s", file=sys.stderr)
+    try:
+        yield LocalEnv(url=FRONT_DOOR, app_hosts=APP_HOSTS, site_seconds=seconds)
+    finally:
+        teardown()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The teardown checks end the session, whatever order the modules were collected in.
+    items.sort(key=lambda item: item.get_closest_marker("teardown") is not None)

@@ -1,0 +1,148 @@
+"""`site.yml` end to end on the local environment, through the front door.
+
+The session fixture (conftest.py) ran site.yml from nothing; these tests use the service as
+a person or a script would, then run site.yml again and expect nothing to change.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.e2e.conftest import REPO, LocalEnv, assert_ok, run_playbook
+
+pytestmark = pytest.mark.testbed
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO / ".cache" / "artifacts"
+TESTBED = REPO / "tests" / "testbed" / "testbed"
+FRONT_DOOR_HOST = "palpite-local-front-door"
+
+
+def two_teams(url: str) -> tuple[str, str]:
+    card = httpx.get(f"{url}/model", timeout=10).json()
+    home, away = card["input_schema"]["fields"][:2]
+    return home["enum"][0], away["enum"][1]
+
+
+def test_health_ready_names_the_production_model(local_env: LocalEnv) -> None:
+    response = httpx.get(f"{local_env.url}/health/ready", timeout=10)
+    assert response.status_code == 200
+    card = httpx.get(f"{local_env.url}/model", timeout=10).json()
+    assert response.json()["model_version"] == card["version"]
+
+
+def test_single_and_batch_predictions(local_env: LocalEnv) -> None:
+    home, away = two_teams(local_env.url)
+    single = httpx.post(
+        f"{local_env.url}/predict", json={"home_team": home, "away_team": away}, timeout=10
+    )
+    assert single.status_code == 200
+    [prediction] = single.json()["predictions"]
+    assert set(prediction["probabilities"]) == {"home_win", "draw", "away_win"}
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert single.headers["x-model-version"] == single.json()["model_version"]
+
+    instances = [{"home_team": home, "away_team": away}, {"home_team": away, "away_team": home}]
+    batch = httpx.post(f"{local_env.url}/predict", json={"instances": instances * 50}, timeout=30)
+    assert batch.status_code == 200
+    assert len(batch.json()["predictions"]) == 100
+
+
+def test_bad_input_is_a_4xx_through_the_proxy(local_env: LocalEnv) -> None:
+    home, _ = two_teams(local_env.url)
+    same = httpx.post(
+        f"{local_env.url}/predict", json={"home_team": home, "away_team": home}, timeout=10
+    )
+    assert same.status_code == 422
+
+
+def test_page_and_security_headers(local_env: LocalEnv) -> None:
+    page = httpx.get(f"{local_env.url}/", timeout=10)
+    assert page.status_code == 200
+    assert "<form" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_metrics_from_the_allowed_network_only(local_env: LocalEnv) -> None:
+    # The controller (10.231.0.1) is on the allow-list, through the front door too (the app
+    # hosts trust its X-Forwarded-For); the front door host itself is not.
+    allowed = httpx.get(f"{local_env.url}/metrics", timeout=10)
+    assert allowed.status_code == 200
+    assert "palpite" in allowed.text
+    probe = (
+        "import urllib.request, urllib.error\n"
+        "try:\n"
+        f"    urllib.request.urlopen('http://{local_env.app_hosts[0]}/metrics', timeout=5)\n"
+        "    print(200)\n"
+        "except urllib.error.HTTPError as error:\n"
+        "    print(error.code)\n"
+    )
+    denied = subprocess.run(
+        [str(TESTBED), "exec", FRONT_DOOR_HOST, "python3", "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert denied.stdout.strip() == "403", denied.stderr
+
+
+def test_page_in_chromium(local_env: LocalEnv) -> None:
+    home, away = two_teams(local_env.url)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{local_env.url}/")
+            page.select_option("select[name=home_team]", home)
+            page.select_option("select[name=away_team]", away)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#predicted-label")
+            shown = [
+                float(p.get_attribute("data-probability") or "nan")
+                for p in page.locator(".bar .pct").all()
+            ]
+            shot = ARTIFACTS / "e2e-front-door.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"\nscreenshot: {shot}", file=sys.stderr)
+        finally:
+            browser.close()
+    assert len(shown) == 3
+    assert sum(shown) == pytest.approx(1.0, abs=0.01)
+    assert errors == []
+
+
+RECAP = re.compile(
+    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
+)
+
+
+def test_second_site_run_changes_nothing(local_env: LocalEnv) -> None:
+    result = run_playbook("site.yml", log="site-again.log")
+    assert_ok(result, "the second site.yml run")
+    recap = {host: int(changed) for host, _, changed, _, _ in RECAP.findall(result.stdout)}
+    assert set(recap) >= {"localhost", "front-door"}, result.stdout[-2000:]
+    assert len(recap) >= 4  # localhost, the front door and two app hosts
+    assert recap == dict.fromkeys(recap, 0), f"changed tasks on a second run: {recap}"
+    Path(REPO / ".cache" / "e2e" / "timings.txt").write_text(
+        f"site.yml from nothing: {local_env.site_seconds:.0f} s\n"
+    )
