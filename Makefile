@@ -35,7 +35,7 @@ $(POETRY): | python
 
 $(VENV)/.installed: pyproject.toml poetry.lock $(POETRY)
 	test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
-	$(POETRY) install --sync --compile --no-interaction
+	$(POETRY) install --sync --no-interaction
 	touch $@
 
 venv: $(VENV)/.installed ## Python 3.12 venv with Poetry and every dependency group
