@@ -10,6 +10,7 @@ import os
 import socketserver
 import sys
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,7 +45,7 @@ class Handler(BaseHTTPRequestHandler):
         }
         return self._send(200, json.dumps(seen).encode(), "application/json")
 
-    do_GET = do_POST = _echo
+    do_GET = do_POST = _echo  # noqa: N815 (http.server's handler names)
 
 
 class Server(socketserver.ThreadingUnixStreamServer):
@@ -53,8 +54,7 @@ class Server(socketserver.ThreadingUnixStreamServer):
 
 def main():
     path = sys.argv[1]
-    if os.path.exists(path):
-        os.unlink(path)
+    Path(path).unlink(missing_ok=True)
     os.umask(0o007)
     with Server(path, Handler) as srv:
         srv.serve_forever()
