@@ -132,3 +132,10 @@ rollback: venv ## Roll every host back to the previous production model
 
 release-app: venv ## Roll new app code out (this tree, or APP_VERSION=v), canary first
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/release_app.yml $(if $(APP_VERSION),-e release_app_version=$(APP_VERSION)) $(ARGS)
+
+# -- slow tests (not in `make test`) ---------------------------------------------------------
+.PHONY: test-slow
+
+test-slow: venv testbed-base ## CPython compiled on a host, published, reused by another (~15-25 min)
+	@$(TIMED) "molecule:pyenv/compile" bash -c "cd roles/pyenv && $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/roles \
+	  $(CURDIR)/$(BIN)/molecule test -s compile"
