@@ -23,11 +23,7 @@ def palpite_cidr_anywhere(values):
 def palpite_cidr_outside(values, parent):
     """The entries of ``values`` that are not inside the network ``parent``."""
     p = _network(parent)
-    return [
-        v
-        for v in values
-        if p is None or (n := _network(v)) is None or not n.subnet_of(p)
-    ]
+    return [v for v in values if p is None or (n := _network(v)) is None or not n.subnet_of(p)]
 
 
 def palpite_cidr_overlapping(values):
