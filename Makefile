@@ -139,3 +139,12 @@ release-app: venv ## Roll new app code out (this tree, or APP_VERSION=v), canary
 test-slow: venv testbed-base ## CPython compiled on a host, published, reused by another (~15-25 min)
 	@$(TIMED) "molecule:pyenv/compile" bash -c "cd roles/pyenv && $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/roles \
 	  $(CURDIR)/$(BIN)/molecule test -s compile"
+
+# -- provisioning (playbooks/provision.yml, teardown.yml) -------------------------------------
+.PHONY: test-aws test-local-cloud
+
+test-aws: venv ## provision + teardown against an IAM-enforcing moto (also in `unit`; ~5 min idle)
+	$(BIN)/pytest -q tests/aws
+
+test-local-cloud: venv testbed-base ## local cloud: 2 instances on testbed hosts, front door, draining (~6 min idle)
+	$(BIN)/pytest -q -m testbed tests/local
