@@ -143,8 +143,8 @@ test-slow: venv testbed-base ## CPython compiled on a host, published, reused by
 # -- provisioning (playbooks/provision.yml, teardown.yml) -------------------------------------
 .PHONY: test-aws test-local-cloud
 
-test-aws: venv ## provision + teardown against an IAM-enforcing moto (also in `unit`; ~5 min idle)
+test-aws: venv ## provision + teardown against an IAM-enforcing moto (also run by `unit`)
 	$(BIN)/pytest -q tests/aws
 
-test-local-cloud: venv testbed-base ## local cloud: 2 instances on testbed hosts, front door, draining (~6 min idle)
+test-local-cloud: venv testbed-base ## local cloud: 2 instances on testbed hosts, front door, draining, teardown
 	$(BIN)/pytest -q -m testbed tests/local
