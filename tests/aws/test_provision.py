@@ -16,6 +16,9 @@ import pytest
 
 from .conftest import ACCOUNT, BIN, PREFIX, PROJECT, REPO, SSH_CIDR, Cloud
 
+# A real moto server and some ten ansible-playbook runs: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 BUCKET = f"{PREFIX}-artifacts-{ACCOUNT}"
 TAGS = {"Project": PROJECT, "Environment": "test"}
 TIMES_FILE = REPO / ".cache" / "bench" / "provision-moto.json"
