@@ -19,8 +19,11 @@ PACK = REPO / "roles/pyenv/files/pyenv-pack-python.sh"
 SRC = Path(sys.base_prefix)  # the controller's CPython 3.12 (pyenv's versions/3.12.x)
 
 pytestmark = pytest.mark.skipif(
-    not shutil.which("patchelf") or not shutil.which("zstd") or not (SRC / "bin/python3").exists(),
-    reason="needs patchelf, zstd and a pyenv-style CPython",
+    not shutil.which("patchelf")
+    or not shutil.which("zstd")
+    or SRC.parent.name != "versions"  # a pyenv versions/X.Y.Z prefix, never e.g. /usr
+    or not (SRC / "bin/python3").exists(),
+    reason="needs patchelf, zstd and a pyenv-built CPython running the tests",
 )
 
 
