@@ -470,16 +470,46 @@ def test_inventory_groups_the_instances_by_role(cloud: Cloud, provisioned: dict)
     assert provisioned["decoys"]["instance"] not in json.dumps(inv)
 
 
+def test_scaling_down_to_one_instance_removes_the_load_balancer(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    before = {i["InstanceId"]: i for i in _running_instances(cloud, _project_filters())}
+    run = cloud.playbook(
+        "provision.yml", "-e", json.dumps({"ssh_allowed_cidrs": [SSH_CIDR], "instance_count": 1})
+    )
+    assert run.returncode == 0, run.output[-5000:]
+    after = _running_instances(cloud, _project_filters())
+    assert len(after) == 1
+    assert after[0]["InstanceId"] in before  # one of the two kept, not a new one
+    elb = cloud.client("elbv2")
+    assert not [
+        lb
+        for lb in elb.describe_load_balancers()["LoadBalancers"]
+        if lb["LoadBalancerName"].startswith(PREFIX)
+    ]
+    assert not [
+        tg
+        for tg in elb.describe_target_groups()["TargetGroups"]
+        if tg["TargetGroupName"].startswith(PREFIX)
+    ]
+    # Without a load balancer the instance takes HTTP from the allowed networks itself.
+    app = _groups(cloud)[f"{PREFIX}-app"]
+    [http] = [p for p in app["IpPermissions"] if p.get("FromPort") == 80]
+    assert [r["CidrIp"] for r in http["IpRanges"]] == ["0.0.0.0/0"]
+    assert not http.get("UserIdGroupPairs")
+
+
 # --- teardown ----------------------------------------------------------------------------
 
 
 def test_teardown_needs_the_confirmation(cloud: Cloud, provisioned: dict) -> None:
+    before = _nothing_of_ours(cloud)
     run = cloud.playbook("teardown.yml")
     assert run.returncode != 0
     assert f"-e teardown_confirm={PREFIX}" in " ".join(run.output.split())
     run = cloud.playbook("teardown.yml", "-e", "teardown_confirm=palpite-prod")
     assert run.returncode != 0
-    assert len(_running_instances(cloud, _project_filters())) == 2
+    assert _nothing_of_ours(cloud) == before
 
 
 def test_teardown_deletes_exactly_what_the_project_owns_and_is_idempotent(
