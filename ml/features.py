@@ -65,6 +65,9 @@ FEATURE_NAMES: tuple[str, ...] = (
 RATING_FEATURES: tuple[str, ...] = ("elo_diff",)  # what the rating-only baseline sees
 
 _TEAM_FIELDS = ("elo", "attack", "defence", "form", "state")
+# Up to this many clubs, a snapshot precomputes every pairing's features (n * n rows of
+# `assemble`'s output, ~46 KB for 40 clubs): serving a fixture is then one row lookup.
+PAIR_TABLE_MAX_TEAMS = 512
 
 
 class UnknownTeamError(PalpiteError):
@@ -305,6 +308,7 @@ class TeamState:
     feature_code_version: int = FEATURE_CODE_VERSION
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _arrays: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
+    _pairs: np.ndarray | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {team: i for i, team in enumerate(self.teams)})
@@ -313,6 +317,21 @@ class TeamState:
             for name in _TEAM_FIELDS
         }
         object.__setattr__(self, "_arrays", arrays)
+        object.__setattr__(self, "_pairs", self._pair_table())
+
+    def _pair_table(self) -> np.ndarray | None:
+        """`assemble` for every (home, away) pair at once, row home * n + away; the same
+        function as training, computed ahead instead of per request."""
+        n = len(self.teams)
+        if not 0 < n <= PAIR_TABLE_MAX_TEAMS or {len(v) for v in self._arrays.values()} != {n}:
+            return None  # too many clubs, or malformed (from_dict says so after this)
+        home, away = np.divmod(np.arange(n * n), n)
+        return self._assemble(home, away)
+
+    def _assemble(self, h: np.ndarray, a: np.ndarray) -> np.ndarray:
+        home = Sides(**{k: v[h] for k, v in self._arrays.items()})
+        away = Sides(**{k: v[a] for k, v in self._arrays.items()})
+        return assemble(home, away, League(self.goal_rate_home, self.goal_rate_away), self.params)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init} | {
@@ -340,24 +359,33 @@ class TeamState:
 
     def fixtures(self, home_teams: Sequence[str], away_teams: Sequence[str]) -> np.ndarray:
         """Features for fixtures between the named clubs, via `assemble` as in training."""
-        home_names = np.asarray(home_teams, dtype=object)
-        away_names = np.asarray(away_teams, dtype=object)
-        if home_names.ndim != 1 or home_names.shape != away_names.shape:
+        home_names = list(home_teams)
+        away_names = list(away_teams)
+        if len(home_names) != len(away_names):
             raise PalpiteError("home and away teams must be two lists of the same length")
-        h = lookup(self._index, home_names)
-        a = lookup(self._index, away_names)
-        unknown: list[str] = []
-        for name in np.concatenate([home_names[h < 0], away_names[a < 0]]):
-            if repr(name) not in unknown and len(unknown) < 5:
-                unknown.append(repr(name))  # input may be anything JSON allows, even unhashable
-        if unknown:
+        # Plain Python lists here: serving calls this for one fixture at a time, where
+        # every numpy call costs more than the work it does.
+        get = self._index.get
+        try:
+            h = [get(name, -1) for name in home_names]
+            a = [get(name, -1) for name in away_names]
+        except TypeError:  # an unhashable value (a list, say) names no team
+            h = lookup(self._index, home_names).tolist()
+            a = lookup(self._index, away_names).tolist()
+        if -1 in h or -1 in a:
+            unknown: list[str] = []
+            named = zip(home_names + away_names, h + a, strict=True)
+            for name, code in named:
+                if code < 0 and repr(name) not in unknown and len(unknown) < 5:
+                    unknown.append(repr(name))  # any JSON value, even unhashable
             raise UnknownTeamError(f"unknown team(s): {', '.join(unknown)}")
-        same = np.flatnonzero(h == a)
-        if len(same):
-            raise PalpiteError(f"a team cannot play itself: {home_names[same[0]]!r}")
-        home = Sides(**{k: v[h] for k, v in self._arrays.items()})
-        away = Sides(**{k: v[a] for k, v in self._arrays.items()})
-        return assemble(home, away, League(self.goal_rate_home, self.goal_rate_away), self.params)
+        for name, home, away in zip(home_names, h, a, strict=True):
+            if home == away:
+                raise PalpiteError(f"a team cannot play itself: {name!r}")
+        if self._pairs is not None:
+            n = len(self.teams)
+            return self._pairs[[home * n + away for home, away in zip(h, a, strict=True)]]
+        return self._assemble(np.asarray(h, dtype=np.int64), np.asarray(a, dtype=np.int64))
 
 
 def team_state(matches: pd.DataFrame, params: Params = PARAMS) -> TeamState:

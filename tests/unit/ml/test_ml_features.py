@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ml import features as features_module
 from ml.data import infer_seasons
 from ml.errors import PalpiteError
 from ml.features import (
@@ -141,6 +142,24 @@ def test_snapshot_of_a_finished_season(matches: pd.DataFrame) -> None:
     unfinished = team_state(matches.iloc[:-1])
     assert not unfinished.season_complete
     assert np.std(state.elo) < np.std(unfinished.elo)
+
+
+def test_pair_table_matches_assembling_per_request(
+    matches: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Serving reads precomputed pairings; a snapshot too large for the table assembles per
+    request. Both give the same features for every pairing, in any order."""
+    tabled = team_state(matches)
+    monkeypatch.setattr(features_module, "PAIR_TABLE_MAX_TEAMS", 0)
+    untabled = TeamState.from_dict(tabled.to_dict())
+    assert tabled._pairs is not None and untabled._pairs is None
+    teams = np.array(tabled.teams, dtype=object)
+    home, away = (teams[i] for i in np.divmod(np.arange(len(teams) ** 2), len(teams)))
+    differ = home != away
+    rng = np.random.default_rng(0)
+    order = rng.permutation(int(differ.sum()))
+    home, away = home[differ][order], away[differ][order]
+    assert np.array_equal(tabled.fixtures(home, away), untabled.fixtures(home, away))
 
 
 def test_fixture_errors(matches: pd.DataFrame) -> None:
