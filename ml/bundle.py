@@ -25,6 +25,7 @@ import numpy as np
 
 from ml.adapters import Adapter, AdapterError, adapter_class
 from ml.errors import PalpiteError
+from ml.fastpath import predict_proba_function
 
 CARD_FILE = "model_card.json"
 MODEL_FILE = "model.joblib"
@@ -499,7 +500,7 @@ def unpack_archive(archive: Path, dest_root: Path, expected_version: str | None 
 class LoadedModel:
     """A verified bundle in memory: the card, the adapter and the estimator."""
 
-    __slots__ = ("_order", "adapter", "card", "estimator", "path")
+    __slots__ = ("_order", "_predict_proba", "adapter", "card", "estimator", "path")
 
     def __init__(self, path: Path, card: dict[str, Any], adapter: Adapter, estimator: Any):
         self.path = path
@@ -514,6 +515,7 @@ class LoadedModel:
         order = [est_classes.index(c) for c in card["classes"]]
         # None when the estimator already answers in card order: no copy per request.
         self._order = None if order == list(range(len(order))) else np.asarray(order)
+        self._predict_proba = predict_proba_function(estimator)
 
     @property
     def version(self) -> str:
@@ -533,7 +535,12 @@ class LoadedModel:
 
     def predict_proba(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
         """(n, len(classes)) probabilities, columns in `classes` order."""
-        proba = self.estimator.predict_proba(self.adapter.transform(columns))
+        return self.predict_matrix(self.adapter.transform(columns))
+
+    def predict_matrix(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities for a feature matrix (the adapter's output), in `classes` order,
+        through the verified numpy fast path when the estimator has one (ml.fastpath)."""
+        proba = self._predict_proba(features)
         return proba if self._order is None else proba[:, self._order]
 
 

@@ -79,13 +79,17 @@ def test_bundle_serves_what_the_pipeline_computes(
     model = load_bundle(bundle_dir)
 
     on_day = (matches["date"] == day).to_numpy()
-    served = model.predict_proba(
-        {"home_team": list(matches.loc[on_day, "home_team"]),
-         "away_team": list(matches.loc[on_day, "away_team"])}
-    )  # fmt: skip
+    fixtures = {
+        "home_team": list(matches.loc[on_day, "home_team"]),
+        "away_team": list(matches.loc[on_day, "away_team"]),
+    }
+    served = model.predict_proba(fixtures)
     x = features.loc[on_day, list(FEATURE_NAMES)].to_numpy()
+    # The same features exactly; the probabilities to rounding (serving folds the scaler
+    # into the coefficients: ml/fastpath.py).
+    assert np.array_equal(model.adapter.transform(fixtures), x)
     order = [list(model.estimator.classes_).index(c) for c in model.classes]
-    assert np.array_equal(served, model.estimator.predict_proba(x)[:, order])
+    np.testing.assert_allclose(served, model.estimator.predict_proba(x)[:, order], atol=1e-12)
     np.testing.assert_allclose(served.sum(axis=1), 1.0)
 
 
