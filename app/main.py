@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
         redoc_url=None,
     )
     app.state.ctx = AppContext(settings, state, predictor, metrics)
+    app.router.routes.append(api.predict_route())  # first: see predict_route
     app.include_router(api.build_router(state.schema, settings.batch_limit))
     app.include_router(pages.build_router())
     app.include_router(docs_pages.build_router(app.title, OPENAPI_URL))

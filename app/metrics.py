@@ -8,6 +8,7 @@ Without that variable (tests, a bare `uvicorn`) each app gets its own registry.
 """
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,6 +24,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 # Seconds; single predictions sit around a millisecond, 10,000-row batches near 100 ms.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Any other method a client sends counts as OTHER: label values must stay a bounded set.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # `*_created` series double the output and no dashboard here reads them.
 disable_created_metrics()
 
@@ -77,6 +80,30 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=reg,
         )
+
+        # `labels()` takes a lock and builds a key on every call; the set of children is
+        # small and fixed (routes x methods x statuses), so each is looked up once.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._prediction_children: dict[str, Any] = {}
+
+    def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            label = method if method in METHODS else "OTHER"
+            children = (
+                self.requests.labels(route, label, str(status)),
+                self.latency.labels(route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def record_predictions(self, label: str, count: int) -> None:
+        child = self._prediction_children.get(label)
+        if child is None:
+            child = self._prediction_children[label] = self.predictions.labels(label)
+        child.inc(count)
 
     def render(self) -> bytes:
         if self._registry is not None:

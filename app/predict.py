@@ -91,8 +91,7 @@ class Predictor:
             )
         return proba
 
-    def encode(self, proba: np.ndarray) -> bytes:
-        winners = proba.argmax(axis=1)
+    def encode(self, proba: np.ndarray, winners: np.ndarray) -> bytes:
         labels = self._class_array[winners].tolist()
         classes = self.classes
         predictions = [
@@ -101,13 +100,12 @@ class Predictor:
         ]
         return orjson.dumps({"model_version": self._version, "predictions": predictions})
 
-    def label_counts(self, proba: np.ndarray) -> np.ndarray:
-        return np.bincount(proba.argmax(axis=1), minlength=len(self.classes))
-
     def run(self, body: bytes) -> Prediction:
         instances, loc = self.parse(body)
         proba = self.predict(self.validate(instances, loc))
-        return Prediction(self.encode(proba), self.label_counts(proba))
+        winners = proba.argmax(axis=1)
+        counts = np.bincount(winners, minlength=len(self.classes))
+        return Prediction(self.encode(proba, winners), counts)
 
 
 def _body_error(loc: Loc, msg: str, kind: str = "object") -> ApiError:

@@ -1,6 +1,7 @@
 """Health, model card, metrics, docs pages, static assets, request ids and JSON errors."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -104,6 +105,18 @@ def test_unknown_paths_are_grouped_in_metrics(vector_client):
     assert samples(vector_client)[("palpite_http_requests_total", unmatched)] == 1
 
 
+def test_unusual_methods_are_one_label_in_metrics(vector_client):
+    """A client choosing the method must not choose how many series /metrics holds."""
+    for method in ("BREW", "PROPFIND", "X-ANYTHING"):
+        assert vector_client.request(method, "/health/live").status_code == 405
+    labels = {
+        dict(key)["method"]
+        for name, key in samples(vector_client)
+        if name == "palpite_http_requests_total"
+    }
+    assert "OTHER" in labels and not labels & {"BREW", "PROPFIND", "X-ANYTHING"}
+
+
 def test_wrong_method_is_json_405(vector_client):
     r = vector_client.get("/predict")
     assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
@@ -128,6 +141,10 @@ def test_access_log_is_json_with_the_request_id(vector_client, caplog):
     assert line["request_id"] == "r1"
     assert (line["method"], line["path"], line["status"]) == ("POST", "/predict", 200)
     assert line["duration_ms"] > 0 and line["model_version"]
+    stamp = datetime.fromisoformat(line["time"])
+    assert stamp.utcoffset() == timedelta(0)
+    assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line["time"])
 
 
 def test_openapi_request_schema_comes_from_the_bundle(record_client, vector_client):
