@@ -8,7 +8,7 @@ fails those checks is walked row by row to say which rows and fields are wrong.
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, combinations
 from operator import itemgetter
@@ -79,6 +79,16 @@ class InputSchema(Protocol):
     def instance_from_form(self, form: Mapping[str, list[str]]) -> dict[str, Any]:
         """An instance from form values (numbers parsed); InvalidInputError if unparseable."""
         ...
+
+
+def _check_rows(
+    check_row: Callable[[Any, Loc, _ErrorSink], None], instances: Sequence[Any], loc: Loc
+) -> None:
+    """The slow path: every instance checked, every field error collected, then raised."""
+    sink = _ErrorSink()
+    for i, inst in enumerate(instances):
+        check_row(inst, (*loc, i) if loc else (), sink)
+    sink.raise_if_any()
 
 
 def _is_number(value: Any) -> bool:
@@ -184,7 +194,7 @@ class RecordSchema:
     def validate(self, instances: Sequence[Any], loc: Loc) -> Columns:
         columns = self._fast(instances)
         if columns is None:
-            self._row_by_row(instances, loc)
+            _check_rows(self._check_row, instances, loc)
             # The slow path found nothing the fast path disliked: cannot happen unless
             # they disagree, which would be a bug worth a loud failure.
             raise AssertionError("fast and slow validation disagree")
@@ -222,13 +232,6 @@ class RecordSchema:
                 if any(map(operator.eq, columns[a], columns[b])):
                     return None
         return columns
-
-    def _row_by_row(self, instances: Sequence[Any], loc: Loc) -> None:
-        sink = _ErrorSink()
-        for i, inst in enumerate(instances):
-            row_loc = (*loc, i) if loc else ()
-            self._check_row(inst, row_loc, sink)
-        sink.raise_if_any()
 
     def _check_row(self, inst: Any, loc: Loc, sink: _ErrorSink) -> None:
         if not isinstance(inst, dict):
@@ -342,7 +345,7 @@ class VectorSchema:
     def validate(self, instances: Sequence[Any], loc: Loc) -> Columns:
         matrix = self._fast(instances)
         if matrix is None:
-            self._row_by_row(instances, loc)
+            _check_rows(self._check_row, instances, loc)
             raise AssertionError("fast and slow validation disagree")
         return {self.name: matrix}
 
@@ -364,13 +367,6 @@ class VectorSchema:
         if not np.isfinite(matrix).all():
             return None
         return matrix
-
-    def _row_by_row(self, instances: Sequence[Any], loc: Loc) -> None:
-        sink = _ErrorSink()
-        for i, inst in enumerate(instances):
-            row_loc = (*loc, i) if loc else ()
-            self._check_row(inst, row_loc, sink)
-        sink.raise_if_any()
 
     def _check_row(self, inst: Any, loc: Loc, sink: _ErrorSink) -> None:
         if not isinstance(inst, dict):

@@ -15,21 +15,11 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.browser import ARTIFACTS, launch_chromium
 from tests.e2e.conftest import REPO, LocalEnv, assert_ok, run_playbook
 
 pytestmark = pytest.mark.testbed
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = REPO / ".cache" / "artifacts"
 TESTBED = REPO / "tests" / "testbed" / "testbed"
 FRONT_DOOR_HOST = "palpite-local-front-door"
 
@@ -107,7 +97,7 @@ def test_page_in_chromium(local_env: LocalEnv) -> None:
     home, away = two_teams(local_env.url)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []

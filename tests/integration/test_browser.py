@@ -13,11 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from conftest import REPO, free_port
+from conftest import free_port
 from playwright.sync_api import Page, sync_playwright
 
 from app.main import create_app
 from app.settings import Settings
+from tests.browser import ARTIFACTS, launch_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -29,17 +30,6 @@ CSP = (
 # it works under `style-src 'self'`. /redoc is therefore checked with inline *styles*
 # allowed (scripts stay 'self' only); docs/benchmarks.md and the README tell the proxy.
 CSP_REDOC = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = REPO / ".cache" / "artifacts"
 
 
 class StrictCsp:
@@ -82,7 +72,7 @@ def base_url(football: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = launch_chromium(pw)
         yield browser
         browser.close()
 
