@@ -79,7 +79,7 @@ e2e: venv testbed-base ## site.yml from nothing, through the front door, release
 # `make molecule`, `make e2e`, or all: `make test-full`), but have not yet passed together
 # from a clean clone; they join TEST_STAGES once they do.
 TEST_STAGES ?= venv system-deps lint-python lint-yaml unit
-FULL_STAGES := venv system-deps lint unit testbed-base testbed molecule e2e
+FULL_STAGES := venv system-deps lint unit testbed-base testbed molecule local-cloud e2e
 
 test: ## Every test, with the time of each stage (CI runs this)
 	@rm -f .cache/stage-times.log; failed=""; \
@@ -151,10 +151,12 @@ test-slow: venv testbed-base ## CPython compiled on a host, published, reused by
 	  $(CURDIR)/$(BIN)/molecule test -s compile"
 
 # -- provisioning (playbooks/provision.yml, teardown.yml) -------------------------------------
-.PHONY: test-aws test-local-cloud
+.PHONY: test-aws local-cloud test-local-cloud
 
 test-aws: venv ## provision + teardown against an IAM-enforcing moto (also run by `unit`)
 	$(BIN)/pytest -q tests/aws
 
-test-local-cloud: venv testbed-base ## local cloud: 2 instances on testbed hosts, front door, draining, teardown
+local-cloud: venv testbed-base ## local cloud: 2 instances on testbed hosts, front door, draining, teardown
 	$(BIN)/pytest -q -m testbed tests/local
+
+test-local-cloud: local-cloud
