@@ -17,8 +17,9 @@ unexport PYTHONDONTWRITEBYTECODE
 
 ANSIBLE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg
 TESTBED := tests/testbed/testbed
-# Molecule scenarios in `make test`, as role/scenario. The slow compile path is in test-slow.
-MOLECULE_SCENARIOS ?= pyenv/default poetry/default model_api/default nginx/default model_api/cluster
+# Molecule scenarios in `make test`, as role/scenario: each lane's scenarios run one after
+# another, the lanes side by side (.ci/molecule-lanes.sh). The slow compile path is in test-slow.
+MOLECULE_LANES ?= pyenv/default,model_api/default poetry/default,nginx/default,model_api/cluster
 
 .PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed molecule \
 	e2e test test-summary demo down clean
@@ -64,12 +65,9 @@ testbed-base: system-deps ## Build (once, cached) the testbed hosts' Debian root
 testbed: venv testbed-base ## pytest: the harness itself (boot, reboot, teardown)
 	$(BIN)/pytest -q -m "testbed" tests/testbed
 
-molecule: venv testbed-base ## Every Molecule scenario in MOLECULE_SCENARIOS
-	@set -e; for rs in $(MOLECULE_SCENARIOS); do \
-	  role=$${rs%%/*}; scenario=$${rs#*/}; \
-	  $(TIMED) "molecule:$$rs" bash -c "cd roles/$$role && $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/roles \
-	    $(CURDIR)/$(BIN)/molecule test -s $$scenario"; \
-	done
+molecule: venv testbed-base ## Every Molecule scenario in MOLECULE_LANES (logs in .cache/molecule/)
+	$(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/roles MOLECULE=$(CURDIR)/$(BIN)/molecule \
+	  .ci/molecule-lanes.sh $(MOLECULE_LANES)
 
 e2e: venv testbed-base ## site.yml from nothing, through the front door, release under load, teardown
 	$(BIN)/pytest -q -m "testbed" tests/e2e
