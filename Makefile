@@ -9,6 +9,8 @@ POETRY := $(POETRY_HOME)/bin/poetry
 VENV := .venv
 BIN := $(VENV)/bin
 TIMED := .ci/timed.sh
+comma := ,
+space := $(subst ,, )
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 export POETRY_NO_INTERACTION := 1
 # Some machines (CI's among them) set this; without bytecode every test subprocess would
@@ -17,11 +19,13 @@ unexport PYTHONDONTWRITEBYTECODE
 
 ANSIBLE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg
 TESTBED := tests/testbed/testbed
-# Molecule scenarios in `make test`, as role/scenario: each lane's scenarios run one after
-# another, the lanes side by side (.ci/molecule-lanes.sh). The slow compile path is in test-slow.
-MOLECULE_LANES ?= pyenv/default,model_api/default poetry/default,nginx/default,model_api/cluster
+# The host-based tests before e2e, in two lanes side by side (.ci/lanes.sh): every
+# Molecule scenario as scenario/ROLE/SCENARIO, and the local cloud. The slow compile path
+# is in test-slow.
+HOST_LANES ?= scenario/pyenv/default,scenario/model_api/default,local-cloud \
+	scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster
 
-.PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed molecule \
+.PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed hosts molecule \
 	e2e test test-summary demo down clean
 
 help: ## List the targets
@@ -65,9 +69,15 @@ testbed-base: system-deps ## Build (once, cached) the testbed hosts' Debian root
 testbed: venv testbed-base ## pytest: the harness itself (boot, reboot, teardown)
 	$(BIN)/pytest -q -m "testbed" tests/testbed
 
-molecule: venv testbed-base ## Every Molecule scenario in MOLECULE_LANES (logs in .cache/molecule/)
-	$(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/roles MOLECULE=$(CURDIR)/$(BIN)/molecule \
-	  .ci/molecule-lanes.sh $(MOLECULE_LANES)
+hosts: venv testbed-base ## Molecule scenarios and the local cloud, in HOST_LANES (logs in .cache/lanes/)
+	.ci/lanes.sh $(HOST_LANES)
+
+molecule: ## Every Molecule scenario of HOST_LANES, one after another
+	.ci/lanes.sh $(subst $(space),$(comma),$(filter scenario/%,$(subst $(comma), ,$(HOST_LANES))))
+
+scenario/%: venv testbed-base
+	cd roles/$(word 1,$(subst /, ,$*)) && $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/roles \
+	  $(CURDIR)/$(BIN)/molecule test -s $(word 2,$(subst /, ,$*))
 
 e2e: venv testbed-base ## site.yml from nothing, through the front door, release under load, teardown
 	$(BIN)/pytest -q -m "testbed" tests/e2e
@@ -77,7 +87,7 @@ e2e: venv testbed-base ## site.yml from nothing, through the front door, release
 # `make molecule`, `make e2e`, or all: `make test-full`), but have not yet passed together
 # from a clean clone; they join TEST_STAGES once they do.
 TEST_STAGES ?= venv system-deps lint-python lint-yaml unit
-FULL_STAGES := venv system-deps lint unit testbed-base testbed molecule local-cloud e2e
+FULL_STAGES := venv system-deps lint unit testbed-base testbed hosts e2e
 
 test: ## Every test, with the time of each stage (CI runs this)
 	@rm -f .cache/stage-times.log; failed=""; \
