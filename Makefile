@@ -60,8 +60,8 @@ lint-yaml: venv
 lint-ansible: lint-yaml
 	$(ANSIBLE_ENV) $(BIN)/ansible-lint -q
 
-unit: venv ## pytest: everything that needs no testbed host
-	$(BIN)/pytest -q -m "not testbed"
+unit: venv ## pytest: everything that needs no testbed host (two processes: pytest-xdist)
+	$(BIN)/pytest -q -m "not testbed" -n 2
 
 testbed-base: system-deps ## Build (once, cached) the testbed hosts' Debian rootfs
 	$(TESTBED) base
