@@ -67,8 +67,8 @@ class FootballAdapter:
         missing = [name for name in FIELDS if name not in columns]
         if missing:
             raise AdapterError(f"missing input {', '.join(repr(m) for m in missing)}")
-        home, away = (np.asarray(columns[name], dtype=object) for name in FIELDS)
-        if home.ndim != 1 or home.shape != away.shape:
+        home, away = (columns[name] for name in FIELDS)
+        if isinstance(home, str) or isinstance(away, str) or len(home) != len(away):
             raise AdapterError("home_team and away_team must be lists of the same length")
         try:
             return self.state.fixtures(home, away)

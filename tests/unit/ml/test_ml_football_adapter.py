@@ -72,7 +72,7 @@ def test_load_refuses_unusable_state(
     [
         ({"home_team": ["Flamengo"]}, "missing input 'away_team'"),
         ({"home_team": ["Flamengo"], "away_team": []}, "same length"),
-        ({"home_team": [["Flamengo"]], "away_team": [["Santos"]]}, "same length"),
+        ({"home_team": [["Flamengo"]], "away_team": [["Santos"]]}, "unknown team"),
         ({"home_team": [1], "away_team": ["Santos"]}, "unknown team"),
         ({"home_team": [{"x": 1}], "away_team": ["Santos"]}, "unknown team"),
     ],
