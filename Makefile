@@ -20,10 +20,10 @@ unexport PYTHONDONTWRITEBYTECODE
 ANSIBLE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg
 TESTBED := tests/testbed/testbed
 # The host-based tests before e2e, in two lanes side by side (.ci/lanes.sh): every
-# Molecule scenario as scenario/ROLE/SCENARIO, and the local cloud. The slow compile path
-# is in test-slow.
+# Molecule scenario as scenario/ROLE/SCENARIO, the local cloud, and ansible-lint. The slow
+# compile path is in test-slow.
 HOST_LANES ?= scenario/pyenv/default,scenario/model_api/default,local-cloud \
-	scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster
+	lint-ansible,scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster
 
 .PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed hosts molecule \
 	e2e test test-summary demo down clean
@@ -69,7 +69,7 @@ testbed-base: system-deps ## Build (once, cached) the testbed hosts' Debian root
 testbed: venv testbed-base ## pytest: the harness itself (boot, reboot, teardown)
 	$(BIN)/pytest -q -m "testbed" tests/testbed
 
-hosts: venv testbed-base ## Molecule scenarios and the local cloud, in HOST_LANES (logs in .cache/lanes/)
+hosts: venv testbed-base ## Molecule scenarios, the local cloud and ansible-lint, in HOST_LANES (logs in .cache/lanes/)
 	.ci/lanes.sh $(HOST_LANES)
 
 molecule: ## Every Molecule scenario of HOST_LANES, one after another
@@ -82,12 +82,9 @@ scenario/%: venv testbed-base
 e2e: venv testbed-base ## site.yml from nothing, through the front door, release under load, teardown
 	$(BIN)/pytest -q -m "testbed" tests/e2e
 
-# The stages `make test` runs. ansible-lint over the whole tree and the host-based stages
-# (testbed, molecule, e2e) exist and run alone (`make lint-ansible`, `make testbed`,
-# `make molecule`, `make e2e`, or all: `make test-full`), but have not yet passed together
-# from a clean clone; they join TEST_STAGES once they do.
-TEST_STAGES ?= venv system-deps lint-python lint-yaml unit
-FULL_STAGES := venv system-deps lint unit testbed-base testbed hosts e2e
+# The stages `make test` runs, in order, each timed. ansible-lint runs inside `hosts`, in
+# the second lane beside the Molecule scenarios: it needs a core while they mostly wait.
+TEST_STAGES ?= venv system-deps lint-python lint-yaml unit testbed-base testbed hosts e2e
 
 test: ## Every test, with the time of each stage (CI runs this)
 	@rm -f .cache/stage-times.log; failed=""; \
@@ -103,9 +100,6 @@ demo: venv testbed-base ## The whole stack locally: moto + testbed hosts + site.
 down: venv ## Remove everything `make demo` created (hosts, moto, bridge, NAT)
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/teardown.yml -e teardown_confirm=palpite-local
 	$(TESTBED) destroy-all
-
-test-full: ## Every stage, the host-based ones too (testbed, Molecule, end to end)
-	@$(MAKE) --no-print-directory test TEST_STAGES="$(FULL_STAGES)"
 
 test-summary:
 	@echo "==> stage times"; cat .cache/stage-times.log
