@@ -62,10 +62,13 @@ start() {            # start NAME PORT RUNDIR CMD...
     echo "$name already running (pid $(cat "$pidf")) on $ADDR:$port"; return 0
   fi
   ip -4 addr show 2>/dev/null | grep -q "inet $ADDR/" || die "$ADDR is not configured; run 'tests/testbed/testbed net'"
+  # Someone else's process on the port would answer wait_port in our stead.
+  (exec 3<>"/dev/tcp/$ADDR/$port") 2>/dev/null && die "$ADDR:$port is taken by another process (not $pidf)"
   setsid "$@" </dev/null >"$log" 2>&1 &
   local pid=$!
   echo "$pid" > "$pidf"
   wait_port "$port" "$pid" "$log"
+  kill -0 "$pid" 2>/dev/null || { tail -20 "$log" >&2; rm -f "$pidf"; die "$name exited after start; log: $log"; }
   echo "$name started (pid $pid) on $ADDR:$port"
 }
 
