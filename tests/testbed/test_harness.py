@@ -249,3 +249,15 @@ def test_destroy_all_leaves_nothing(testbed: Harness) -> None:
     assert not _tagged_iptables_rules()
     assert not (testbed.state / "hosts").exists()
     assert testbed.run("list").stdout == ""
+    # nothing left to destroy is not an error
+    testbed.run("destroy-all")
+
+
+def test_net_down_waits_for_the_last_host(testbed: Harness) -> None:
+    testbed.run("up", "tbt-net", "29")
+    assert testbed.run("net-down").stdout.startswith("kept: host tbt-net")
+    assert _bridge_exists() and _tagged_iptables_rules()
+    testbed.run("down", "tbt-net")
+    assert testbed.run("net-down").stdout.strip() == f"removed: bridge {BRIDGE} and its NAT rules"
+    assert not _bridge_exists() and not _tagged_iptables_rules()
+    assert testbed.run("net-down").stdout.strip() == "absent"
