@@ -84,9 +84,8 @@ e2e: venv testbed-base ## site.yml from nothing, through the front door, release
 
 # The stages `make test` runs, in order, each timed. ansible-lint runs inside `hosts`, in
 # the second lane beside the Molecule scenarios: it needs a core while they mostly wait.
-# `make e2e` (site.yml from nothing, releases under load, teardown) is not in it yet: a
-# successful site.yml from nothing ends in a segfault of ansible-playbook's Python at exit
-# (after the recap; see the README's troubleshooting), which the suite reports as a failure.
+# `make e2e` (site.yml from nothing, releases under load, teardown) is not in it yet: it
+# has not passed from a clean clone.
 TEST_STAGES ?= venv system-deps lint-python lint-yaml unit testbed-base testbed hosts
 
 test: ## Every test, with the time of each stage (CI runs this)
