@@ -87,12 +87,12 @@ class Metrics:
         self._prediction_children: dict[str, Any] = {}
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
+        # Keyed by the label, not the raw method: clients choose methods, not the cache size.
+        key = (route, method if method in METHODS else "OTHER", status)
         children = self._request_children.get(key)
         if children is None:
-            label = method if method in METHODS else "OTHER"
             children = (
-                self.requests.labels(route, label, str(status)),
+                self.requests.labels(route, key[1], str(status)),
                 self.latency.labels(route),
             )
             self._request_children[key] = children
