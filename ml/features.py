@@ -365,13 +365,8 @@ class TeamState:
             raise PalpiteError("home and away teams must be two lists of the same length")
         # Plain Python lists here: serving calls this for one fixture at a time, where
         # every numpy call costs more than the work it does.
-        get = self._index.get
-        try:
-            h = [get(name, -1) for name in home_names]
-            a = [get(name, -1) for name in away_names]
-        except TypeError:  # an unhashable value (a list, say) names no team
-            h = lookup(self._index, home_names).tolist()
-            a = lookup(self._index, away_names).tolist()
+        h = lookup(self._index, home_names).tolist()
+        a = lookup(self._index, away_names).tolist()
         if -1 in h or -1 in a:
             unknown: list[str] = []
             named = zip(home_names + away_names, h + a, strict=True)
