@@ -151,8 +151,7 @@ release-app: venv ## Roll new app code out (this tree, or APP_VERSION=v), canary
 .PHONY: test-slow
 
 test-slow: venv testbed-base ## CPython compiled on a host, published, reused by another (~15-25 min)
-	@$(TIMED) "molecule:pyenv/compile" bash -c "cd roles/pyenv && $(ANSIBLE_ENV) ANSIBLE_ROLES_PATH=$(CURDIR)/roles \
-	  $(CURDIR)/$(BIN)/molecule test -s compile"
+	@$(TIMED) scenario/pyenv/compile $(MAKE) --no-print-directory scenario/pyenv/compile
 
 # -- provisioning (playbooks/provision.yml, teardown.yml) -------------------------------------
 .PHONY: test-aws local-cloud test-local-cloud

@@ -35,13 +35,11 @@ class Predictor:
         self.classes: list[str] = list(model.classes)
         self._head = b'{"model_version":' + orjson.dumps(model.version) + b',"predictions":['
         # One row template per predicted class: the label, then each class's probability.
-        keys = [orjson.dumps(c).replace(b"%", b"%%") + b":" for c in self.classes]
-        probabilities = b",".join(key + b"%s" for key in keys)
+        quoted = [orjson.dumps(c).replace(b"%", b"%%") for c in self.classes]
+        probabilities = b",".join(name + b":%s" for name in quoted)
         self._row_templates = [
-            b'{"label":' + orjson.dumps(c).replace(b"%", b"%%") + b',"probabilities":{'
-            + probabilities + b"}}"
-            for c in self.classes
-        ]  # fmt: skip
+            b'{"label":' + name + b',"probabilities":{' + probabilities + b"}}" for name in quoted
+        ]
 
     def parse(self, body: bytes) -> tuple[list[Any], Loc]:
         """The instances of a single or batch request, and where they sit in the body."""
