@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.browser import ARTIFACTS, launch_chromium
+from tests.browser import ARTIFACTS, launch_chromium, watch_console
 from tests.e2e.conftest import REPO, LocalEnv, assert_ok, run_playbook
 
 pytestmark = pytest.mark.testbed
@@ -100,8 +100,7 @@ def test_page_in_chromium(local_env: LocalEnv) -> None:
         browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            errors = watch_console(page)
             page.goto(f"{local_env.url}/")
             page.select_option("select[name=home_team]", home)
             page.select_option("select[name=away_team]", away)

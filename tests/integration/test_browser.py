@@ -18,7 +18,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from app.main import create_app
 from app.settings import Settings
-from tests.browser import ARTIFACTS, launch_chromium
+from tests.browser import ARTIFACTS, launch_chromium, watch_console
 
 pytestmark = pytest.mark.slow
 
@@ -85,19 +85,7 @@ def open_page(browser):
         context = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = context.new_page()
-        problems: list[str] = []
-
-        def on_console(message) -> None:
-            # A 4xx page (the 422 of a refused form) is logged too; it is not a fault.
-            expected = message.text.startswith(
-                "Failed to load resource: the server responded with a status of 4"
-            )
-            if message.type == "error" and not expected:
-                problems.append(message.text)
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        return page, problems
+        return page, watch_console(page, allow_4xx=True)
 
     yield open_
     for context in contexts:
