@@ -374,7 +374,7 @@ def test_bad_bundles_are_refused_and_production_stays(env: Env, workdir: Path) -
     # 3. Smoke prediction: it loads, but its answer to the schema's example is not usable.
     bundle = vector_bundle(workdir / "smoke", seed=103, nan_on_example=True)
     run = release("bad-smoke", "-e", f"release_bundle={bundle}")
-    assert_refused(run, env, production, f"stopped on {canary.name}", "NaN")
+    assert_refused(run, env, production, f"stopped on {canary.name}", "(unscorable_input)")
 
     # 4. Quality gate: refused at publishing, before any host is touched.
     bundle = vector_bundle(

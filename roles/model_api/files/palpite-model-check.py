@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -45,6 +46,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
+    from app.errors import ApiError
     from app.model_state import load_model_state
     from app.predict import Predictor
 
@@ -57,7 +59,16 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     example = state.schema.example
     predictor = Predictor(state.model, state.schema, batch_limit=1)
     body = json.dumps(example).encode()
-    result = json.loads(predictor.run(body).body)
+    try:
+        with warnings.catch_warnings():
+            # numpy's overflow/invalid-value notes: the refusal below says what matters.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = json.loads(predictor.run(body).body)
+    except ApiError as exc:
+        return _fail(
+            f"the sample instance {body.decode()} gets a {exc.status} ({exc.code}) from the"
+            f" serving pipeline: {exc.message}"
+        )
     predictions = result.get("predictions") or []
     if result.get("model_version") != state.version or len(predictions) != 1:
         return _fail(f"unexpected answer to the sample instance: {result}")

@@ -1,0 +1,85 @@
+"""palpite-model-check (the model_api role's smoke test of a bundle on a host), run as the
+role runs it: a script in a subprocess, with the project's Python."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from ml.bundle import write_bundle
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "roles" / "model_api" / "files" / "palpite-model-check.py"
+
+
+def vector_bundle(out: Path, model: object, x: np.ndarray, y: np.ndarray) -> Path:
+    model.fit(x, y)  # type: ignore[attr-defined]
+    names = ["x0", "x1", "x2", "x3"]
+    fields = {
+        "name": "check-vector",
+        "adapter": {"kind": "vector", "feature_code_version": None},
+        "input_schema": {"kind": "vector", "name": "features", "length": 4, "feature_names": names},
+        "feature_names": names,
+        "classes": ["high", "low", "mid"],
+        "class_labels": {"high": "High", "low": "Low", "mid": "Mid"},
+        "metrics": {"model": {"log_loss": 0.5}, "base_rate": {"log_loss": 1.0}},
+    }
+    return write_bundle(out, model, fields)
+
+
+def check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(200, 4))
+
+
+@pytest.fixture(scope="module")
+def labels(rows: np.ndarray) -> np.ndarray:
+    return np.select([rows[:, 0] > 0.5, rows[:, 0] < -0.5], ["high", "low"], "mid")
+
+
+def test_smoke_of_a_good_bundle_prints_its_prediction(tmp_path, rows, labels):
+    bundle = vector_bundle(tmp_path, LogisticRegression(), rows, labels)
+    version = json.loads((bundle / "model_card.json").read_text())["version"]
+    result = check("smoke", str(bundle), "--expect-version", version)
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert line["version"] == version
+    assert sum(line["prediction"]["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_smoke_of_a_bundle_without_probabilities_is_one_clear_line(tmp_path, rows, labels):
+    # Loads, but log(-x) is NaN for the schema's example (positive numbers).
+    model = make_pipeline(
+        FunctionTransformer(np.negative), FunctionTransformer(np.log), LogisticRegression()
+    )
+    bundle = vector_bundle(tmp_path, model, -np.abs(rows) - 0.1, labels)
+    result = check("smoke", str(bundle))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("palpite-model-check: the sample instance ")
+    assert "gets a 422 (unscorable_input)" in result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+
+
+def test_smoke_names_the_version_it_expected(tmp_path, rows, labels):
+    bundle = vector_bundle(tmp_path, LogisticRegression(), rows, labels)
+    result = check("smoke", str(bundle), "--expect-version", "20990101T000000Z-00000000")
+    assert result.returncode == 1
+    assert "expected 20990101T000000Z-00000000" in result.stderr
