@@ -8,6 +8,7 @@ leaves behind; the finalizer here tears down again in case that module did not r
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,20 +16,32 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_DIR = REPO / ".cache" / "e2e"
-FRONT_DOOR = "http://10.231.0.2"
-APP_HOSTS = ("10.231.0.3", "10.231.0.4")
+# The front door's address (inventory/local: the same environment variable). The app
+# hosts' addresses come from the inventory: the testbed hands them out.
+FRONT_DOOR = f"http://10.231.0.{os.environ.get('PALPITE_LOCAL_FRONT_DOOR_INDEX') or 2}"
 TEARDOWN_CONFIRM = "palpite-local"
+
+
+@dataclass(frozen=True)
+class AppHost:
+    name: str  # inventory name: the emulated instance id
+    address: str
+
+    @property
+    def upstream(self) -> str:  # how the front door names it in X-Palpite-Upstream
+        return f"{self.address}:80"
 
 
 @dataclass(frozen=True)
 class LocalEnv:
     url: str
-    app_hosts: tuple[str, ...]
+    app_hosts: list[AppHost]
     site_seconds: float
 
 
@@ -60,6 +73,26 @@ def assert_ok(result: subprocess.CompletedProcess[str], what: str) -> None:
         pytest.fail(f"{what} failed (exit {result.returncode}); log in {LOG_DIR}:\n{tail}")
 
 
+def _unsafe(value: Any) -> str:
+    return value["__ansible_unsafe"] if isinstance(value, dict) else str(value)
+
+
+def inventory_app_hosts() -> list[AppHost]:
+    """The app hosts as the default inventory lists them (the release's order)."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-inventory"), "--list"],
+        cwd=REPO,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    data = json.loads(out)
+    hostvars = data["_meta"]["hostvars"]
+    return [AppHost(h, _unsafe(hostvars[h]["ansible_host"])) for h in data["app"]["hosts"]]
+
+
 def teardown() -> subprocess.CompletedProcess[str]:
     return run_playbook(
         "playbooks/teardown.yml", "-e", f"teardown_confirm={TEARDOWN_CONFIRM}", log="teardown.log"
@@ -76,7 +109,7 @@ def local_env() -> Iterator[LocalEnv]:
         seconds = time.monotonic() - start
         assert_ok(result, "site.yml from nothing")
         print(f"\nsite.yml from nothing: {seconds:.0f} s", file=sys.stderr)
-        yield LocalEnv(url=FRONT_DOOR, app_hosts=APP_HOSTS, site_seconds=seconds)
+        yield LocalEnv(url=FRONT_DOOR, app_hosts=inventory_app_hosts(), site_seconds=seconds)
     finally:
         # Also after a failed site.yml: nothing may outlive the session.
         teardown()

@@ -41,14 +41,13 @@ from sklearn.preprocessing import FunctionTransformer
 
 from ml.bundle import write_bundle
 from ml.publish import publish_bundle
-from tests.e2e.conftest import REPO, ansible_env, run_playbook
+from tests.e2e.conftest import FRONT_DOOR, REPO, AppHost, inventory_app_hosts, run_playbook
 from tests.e2e.loadclient import LoadClient, Report, Request, measure_max
 
 pytestmark = pytest.mark.testbed
 
 # The local environment's addresses (inventory/local: the same environment variables).
 ENVIRONMENT = os.environ.get("PALPITE_ENVIRONMENT") or "local"
-FRONT_DOOR = f"http://10.231.0.{os.environ.get('PALPITE_LOCAL_FRONT_DOOR_INDEX') or 2}"
 MOTO = f"http://10.231.0.1:{os.environ.get('PALPITE_LOCAL_MOTO_PORT') or 4566}"
 OUT = REPO / ".cache" / "e2e" / "release"
 TESTBED = REPO / "tests" / "testbed" / "testbed"
@@ -60,16 +59,6 @@ NO_RELOAD_DROPIN = "/etc/systemd/system/palpite.service.d/zz-release-test-no-rel
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-@dataclass(frozen=True)
-class AppHost:
-    name: str  # inventory name: the emulated instance id
-    address: str
-
-    @property
-    def upstream(self) -> str:  # how the front door names it in X-Palpite-Upstream
-        return f"{self.address}:80"
 
 
 @dataclass
@@ -84,25 +73,6 @@ class Env:
 
     def publish(self, bundle: Path) -> str:
         return publish_bundle(bundle, self.bucket, s3=self.s3, allow_unevaluated=True).version
-
-
-def _unsafe(value: Any) -> str:
-    return value["__ansible_unsafe"] if isinstance(value, dict) else str(value)
-
-
-def inventory_app_hosts() -> list[AppHost]:
-    out = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-inventory"), "--list"],
-        cwd=REPO,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    ).stdout
-    data = json.loads(out)
-    hostvars = data["_meta"]["hostvars"]
-    return [AppHost(h, _unsafe(hostvars[h]["ansible_host"])) for h in data["app"]["hosts"]]
 
 
 def on_host(host: AppHost, command: str) -> str:

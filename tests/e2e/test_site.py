@@ -76,10 +76,11 @@ def test_metrics_from_the_allowed_network_only(local_env: LocalEnv) -> None:
     allowed = httpx.get(f"{local_env.url}/metrics", timeout=10)
     assert allowed.status_code == 200
     assert "palpite" in allowed.text
+    app_host = local_env.app_hosts[0].address
     probe = (
         "import urllib.request, urllib.error\n"
         "try:\n"
-        f"    urllib.request.urlopen('http://{local_env.app_hosts[0]}/metrics', timeout=5)\n"
+        f"    urllib.request.urlopen('http://{app_host}/metrics', timeout=5)\n"
         "    print(200)\n"
         "except urllib.error.HTTPError as error:\n"
         "    print(error.code)\n"
