@@ -4,13 +4,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from app.api_models import ErrorOut, LiveOut, ModelCardOut, NotReadyOut, PredictOut, ReadyOut
-from app.context import get_context
-from app.errors import ApiError, json_response
+from app.context import AppContext, get_context
+from app.errors import ApiError, json_response, send_error
 from app.metrics import CONTENT_TYPE
+from app.predict import Predictor
 from app.schema import InputSchema
 
 
@@ -18,8 +18,8 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorOut, "description": description}
 
 
-def require_json(request: Request) -> None:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def require_json(content_type: str) -> None:
+    media = content_type.split(";", 1)[0].strip().lower()
     if media != "application/json":
         raise ApiError(
             415,
@@ -60,33 +60,82 @@ def predict_request_body(schema: InputSchema | None, batch_limit: int) -> dict[s
     return {"required": True, "content": {"application/json": content}}
 
 
-async def predict(request: Request) -> Response:
-    ctx = get_context(request)
-    require_json(request)
+def ready_predictor(ctx: AppContext, content_type: str) -> Predictor:
+    """What /predict checks before it reads the body."""
+    require_json(content_type)
     if ctx.predictor is None:
         raise no_model(ctx.model.reason)
-    result = ctx.predictor.run(await request.body())
-    for label, count in zip(ctx.predictor.classes, result.label_counts.tolist(), strict=True):
+    return ctx.predictor
+
+
+def answer_predictions(ctx: AppContext, predictor: Predictor, body: bytes) -> bytes:
+    result = predictor.run(body)
+    for label, count in zip(predictor.classes, result.label_counts.tolist(), strict=True):
         if count:
             ctx.metrics.record_predictions(label, count)
-    return Response(result.body, media_type="application/json")
+    return result.body
 
 
-class _NamedRoute(Route):
-    """A Starlette route that puts itself in the scope as FastAPI's routes do, so the
-    metrics and the access log group its requests under its path template."""
+async def predict(request: Request) -> Response:
+    """The API route's handler, for OpenAPI and for an app without ServiceMiddleware;
+    with it, PredictEndpoint answers every POST /predict."""
+    ctx = get_context(request)
+    predictor = ready_predictor(ctx, request.headers.get("content-type", ""))
+    body = answer_predictions(ctx, predictor, await request.body())
+    return Response(body, media_type="application/json")
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["route"] = self
-        await super().handle(scope, receive, send)
+
+class PredictEndpoint:
+    """POST /predict as a raw ASGI app that ServiceMiddleware calls directly, past
+    Starlette's exception middleware, router and Request/Response objects: together
+    they cost about as much as a single prediction. Same checks and answers as
+    `predict`; an unexpected error still reaches the app's outermost 500 handler."""
+
+    path = "/predict"  # the route template the metrics and the access log use
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = None
+        try:
+            predictor = ready_predictor(self.ctx, _header(scope, b"content-type"))
+            body = await _read_body(receive)
+            if body is None:
+                return  # the client went away; nobody to answer
+            answer = answer_predictions(self.ctx, predictor, body)
+        except ApiError as exc:
+            await send_error(send, exc, close=body is None)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(answer)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
 
 
-def predict_route() -> Route:
-    """POST /predict as a plain Starlette route, for the app's own route list ahead of
-    `build_router`'s: FastAPI's dependency solving and response handling cost about as
-    much as a single prediction, and the handler reads the raw body anyway. The API route
-    of the same path in `build_router`, never reached for POST, documents it in OpenAPI."""
-    return _NamedRoute("/predict", predict, methods=["POST"], include_in_schema=False)
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def build_router(schema: InputSchema | None, batch_limit: int) -> APIRouter:

@@ -46,9 +46,11 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
         openapi_url=OPENAPI_URL,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's native OpenTelemetry checks the global providers on every request;
+        # this service reports through its own Prometheus metrics.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.ctx = AppContext(settings, state, predictor, metrics)
-    app.router.routes.append(api.predict_route())  # first: see predict_route
+    ctx = app.state.ctx = AppContext(settings, state, predictor, metrics)
     app.include_router(api.build_router(state.schema, settings.batch_limit))
     app.include_router(pages.build_router())
     app.include_router(docs_pages.build_router(app.title, OPENAPI_URL))
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         model_version=state.version,
+        direct={("POST", "/predict"): api.PredictEndpoint(ctx)},
     )
     return app
 

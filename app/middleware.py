@@ -7,13 +7,14 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ApiError
+from app.errors import ApiError, send_error
 from app.metrics import Metrics
 
 access_log = logging.getLogger("palpite.access")
@@ -29,10 +30,19 @@ def body_too_large(limit: int) -> ApiError:
 
 
 class ServiceMiddleware:
+    """`direct` maps (method, path) to an ASGI app answering it in place of the app's
+    router; it must carry its route template as `path`, as a route does."""
+
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, model_version: str | None
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_body_bytes: int,
+        model_version: str | None,
+        direct: Mapping[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
+        self.direct = dict(direct or {})
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.model_version = model_version
@@ -61,7 +71,7 @@ class ServiceMiddleware:
                 received += len(message.get("body", b""))
                 if received > limit:
                     # Raised inside the route's body read: the app's ApiError handler
-                    # answers 413 before any response has started.
+                    # (or the direct endpoint) answers 413 before any response started.
                     raise body_too_large(limit)
             return message
 
@@ -78,9 +88,14 @@ class ServiceMiddleware:
             declared = _content_length(scope)
             if declared is not None and declared > limit:
                 # Refuse before reading a byte of it.
-                await _send_error(send_with_id, body_too_large(limit))
+                await send_error(send_with_id, body_too_large(limit), close=True)
             else:
-                await self.app(scope, limited_receive, send_with_id)
+                endpoint = self.direct.get((scope["method"], scope["path"]))
+                if endpoint is not None:
+                    scope["route"] = endpoint
+                    await endpoint(scope, limited_receive, send_with_id)
+                else:
+                    await self.app(scope, limited_receive, send_with_id)
         finally:
             self._record(scope, status, time.perf_counter() - start, request_id, sent)
 
@@ -143,20 +158,3 @@ def _content_length(scope: Scope) -> int | None:
 def _client(scope: Scope) -> str | None:
     client: Any = scope.get("client")
     return client[0] if client else None
-
-
-async def _send_error(send: Send, exc: ApiError) -> None:
-    body = orjson.dumps(exc.body())
-    await send(
-        {
-            "type": "http.response.start",
-            "status": exc.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                # The unread body would otherwise be parsed as the next request.
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

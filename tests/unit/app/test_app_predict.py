@@ -239,6 +239,14 @@ def test_streamed_body_over_the_limit_is_413(make_client, vector_bundle):
 
     r = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
+    # The rest of the body is unread: the connection cannot carry another request.
+    assert r.headers["connection"] == "close"
+
+
+def test_an_invalid_but_read_body_keeps_the_connection(vector_client):
+    r = vector_client.post("/predict", json={"features": [1, 2]})
+    assert r.status_code == 422
+    assert "connection" not in r.headers
 
 
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
@@ -264,3 +272,49 @@ def test_extreme_values_never_give_nan(vector_client):
         assert all(p is not None and 0 <= p <= 1 for p in probs)
     else:
         assert r.json()["error"] == "unscorable_input"
+
+
+# ------------------------------------------- the direct endpoint and the API route
+
+
+def without_direct_endpoint(client: TestClient) -> TestClient:
+    """The same app with ServiceMiddleware's direct /predict switched off, so the
+    request reaches the FastAPI route (which otherwise only documents it)."""
+    (middleware,) = client.app.user_middleware
+    middleware.kwargs["direct"] = {}
+    client.app.middleware_stack = None  # rebuilt on the next request
+    return client
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype"),
+    [
+        (b'{"home_team": "Flamengo", "away_team": "Palmeiras", "temperature": 21.5}', None),
+        (
+            b'{"instances": [{"home_team": "Flamengo", "away_team": "Palmeiras", '
+            b'"temperature": 3}, {"home_team": "Santos", "away_team": "Flamengo", '
+            b'"temperature": -2}]}',
+            None,
+        ),
+        (b'{"home_team": "Flamengo", "away_team": "Flamengo", "temperature": 1}', None),
+        (b'{"home_team": ', None),
+        (b'{"instances": []}', None),
+        (b'{"home_team": "Flamengo"}', "text/plain"),
+    ],
+)
+def test_the_api_route_answers_as_the_direct_endpoint(make_client, record_bundle, body, ctype):
+    direct = make_client(record_bundle)
+    routed = without_direct_endpoint(make_client(record_bundle))
+    a = post_raw(direct, body, ctype or "application/json")
+    b = post_raw(routed, body, ctype or "application/json")
+    assert (a.status_code, a.content) == (b.status_code, b.content)
+    assert a.headers["content-type"] == b.headers["content-type"] == "application/json"
+    assert a.headers["x-model-version"] == b.headers["x-model-version"]
+
+
+def test_the_direct_endpoint_is_counted_under_its_route(record_client):
+    record_client.post("/predict", json=ROW)
+    metrics = record_client.get("/metrics").text
+    assert 'palpite_http_requests_total{method="POST",route="/predict",status="200"} 1.0' in (
+        metrics
+    )
