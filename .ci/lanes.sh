@@ -2,10 +2,10 @@
 # lanes.sh LANE...: run make targets in lanes side by side.
 #
 # A LANE is a comma-separated list of make targets run one after another; the lanes run at
-# the same time. Used for the host-based tests: every Molecule scenario and the local cloud
-# test have their own testbed hosts, addresses and service ports, and spend most of their
-# time waiting on hosts (boot, package installs, restarts), so two lanes take little more
-# than the longer one on a 2-core machine.
+# the same time. Used for the host-based tests: every Molecule scenario, the local cloud
+# test and the end-to-end suite have their own testbed hosts, addresses and service ports,
+# and spend much of their time waiting on hosts (boot, package installs, restarts), so
+# lanes side by side take well under the sum of their times on a 2-core machine.
 # Each target's output goes to .cache/lanes/TARGET.log (its tail is printed if it fails);
 # its time goes to .cache/stage-times.log through timed.sh.
 set -u

@@ -8,7 +8,8 @@ file order, each test leaving production where the next expects it:
   3. a release (train + gate + publish + rollout) under a fixed-rate load through the front
      door: no failed request, every host ends on the new model, none answers with the old
      one after its switch;
-  4. rollback under the same load: no failed request, every host back on the old model.
+  4. rollback under the same load: no failed request, every host back on the old model;
+  5. an app release (new code, same model) under the same load: no failed request.
 Every release writes the hosts' step timelines (release_events_dir) and the load client
 every request to .cache/e2e/release/; the numbers in docs/benchmarks.md come from there.
 
@@ -68,8 +69,13 @@ class Env:
     s3: Any
 
     def production(self) -> dict[str, Any]:
-        body = self.s3.get_object(Bucket=self.bucket, Key="models/production.json")["Body"]
-        return json.loads(body.read())
+        return self.pointer("models/production.json")
+
+    def latest_app(self) -> dict[str, Any]:
+        return self.pointer("releases/app/latest.json")
+
+    def pointer(self, key: str) -> dict[str, Any]:
+        return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
     def publish(self, bundle: Path) -> str:
         return publish_bundle(bundle, self.bucket, s3=self.s3, allow_unevaluated=True).version
@@ -109,6 +115,10 @@ def serving(host: AppHost) -> str | None:
 
 def current_link(host: AppHost) -> str:
     return Path(on_host(host, "readlink /srv/palpite/models/current").strip()).name
+
+
+def app_release(host: AppHost) -> str:
+    return Path(on_host(host, "readlink /srv/palpite/app/current").strip()).name
 
 
 def model_releases(host: AppHost) -> set[str]:
@@ -246,7 +256,9 @@ def under_load(
     return run, report, summary
 
 
-def assert_zero_downtime(run: Run, report: Report, env: Env, old: str, new: str) -> None:
+def assert_no_failed_request(run: Run, report: Report, env: Env) -> None:
+    """The playbook passed, the load ran as planned without one failure, and each host
+    was out of the front door's rotation from its drain to its health gate."""
     assert run.result.returncode == 0, run.output[-4000:]
     summary = report.summary()
     assert report.duration >= 30, summary
@@ -259,13 +271,21 @@ def assert_zero_downtime(run: Run, report: Report, env: Env, old: str, new: str)
         healthy = run.event_time(host, "healthy")
         registered = run.event_time(host, "registered")
         mine = [s for s in report.sent if s.upstream == host.upstream]
-        # Out of the front door between its drain and its health gate: no request at all.
         assert [s for s in mine if drained < s.start < healthy] == []
+        assert [s for s in mine if s.start > registered], (
+            f"{host.name} served nothing after it was registered again"
+        )
+
+
+def assert_zero_downtime(run: Run, report: Report, env: Env, old: str, new: str) -> None:
+    assert_no_failed_request(run, report, env)
+    for host in env.hosts:
+        drained = run.event_time(host, "drained")
+        registered = run.event_time(host, "registered")
+        mine = [s for s in report.sent if s.upstream == host.upstream]
         # Nothing from the old model after its switch; the new one once it is back.
         assert [s for s in mine if s.start > drained and s.version != new] == []
-        after = [s for s in mine if s.start > registered]
-        assert after, f"{host.name} served nothing after it was registered again"
-        assert {s.version for s in after} == {new}
+        assert {s.version for s in mine if s.start > registered} == {new}
         assert {s.version for s in mine if s.end < drained} <= {old}
         assert serving(host) == new
         assert current_link(host) == new
@@ -415,3 +435,40 @@ def test_rollback_under_load_fails_no_request(env: Env) -> None:
     )
     assert_zero_downtime(run, report, env, new, old)
     assert env.production()["rolled_back_from"] == new
+
+
+def test_app_release_under_load_fails_no_request(env: Env, workdir: Path) -> None:
+    """New app code (this tree with a changed README: another build, same behaviour),
+    rolled out under the same load: no failed request, every host on the new build and
+    still serving the production model, the app pointer moved only at the end."""
+    model = env.production()["version"]
+    running = env.latest_app()["version"]
+    source = workdir / "app-source"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir(parents=True)
+    for name in ("pyproject.toml", "poetry.lock"):
+        shutil.copy2(REPO / name, source / name)
+    for name in ("app", "ml"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    readme = (REPO / "README.md").read_text()
+    (source / "README.md").write_text(readme + f"\n<!-- app release test {time.time()} -->\n")
+    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    home, away = card["input_schema"]["fields"][0]["enum"][:2]
+
+    run, report, _ = under_load(
+        "release-app",
+        (home, away),
+        lambda: release(
+            "release-app",
+            "-e",
+            f"model_api_build_source_dir={source}",
+            playbook="playbooks/release_app.yml",
+        ),
+    )
+    assert_no_failed_request(run, report, env)
+    built = env.latest_app()["version"]
+    assert built != running
+    assert {s.version for s in report.sent} == {model}
+    for host in env.hosts:
+        assert app_release(host) == built
+        assert serving(host) == model
