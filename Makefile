@@ -19,11 +19,10 @@ unexport PYTHONDONTWRITEBYTECODE
 
 ANSIBLE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg
 TESTBED := tests/testbed/testbed
-# The host-based tests in three lanes side by side (.ci/lanes.sh): the end-to-end suite,
-# every Molecule scenario as scenario/ROLE/SCENARIO, the local cloud, and ansible-lint.
-# The slow compile path is in test-slow.
-HOST_LANES ?= e2e \
-	scenario/pyenv/default,scenario/model_api/default,local-cloud \
+# The host-based tests before e2e, in two lanes side by side (.ci/lanes.sh): every
+# Molecule scenario as scenario/ROLE/SCENARIO, the local cloud, and ansible-lint. The slow
+# compile path is in test-slow.
+HOST_LANES ?= scenario/pyenv/default,scenario/model_api/default,local-cloud \
 	lint-ansible,scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster
 
 .PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed hosts molecule \
@@ -70,7 +69,7 @@ testbed-base: system-deps ## Build (once, cached) the testbed hosts' Debian root
 testbed: venv testbed-base ## pytest: the harness itself (boot, reboot, teardown)
 	$(BIN)/pytest -q -m "testbed" tests/testbed
 
-hosts: venv testbed-base ## e2e, Molecule scenarios, the local cloud and ansible-lint, in HOST_LANES (logs in .cache/lanes/)
+hosts: venv testbed-base ## Molecule scenarios, the local cloud and ansible-lint, in HOST_LANES (logs in .cache/lanes/)
 	.ci/lanes.sh $(HOST_LANES)
 
 molecule: ## Every Molecule scenario of HOST_LANES, one after another
@@ -83,11 +82,11 @@ scenario/%: venv testbed-base
 e2e: venv testbed-base ## site.yml from nothing, through the front door, release under load, teardown
 	$(BIN)/pytest -q -m "testbed" tests/e2e
 
-# The stages `make test` runs, in order, each timed. `hosts` runs three lanes side by side:
-# the end-to-end suite (the longest), and the Molecule scenarios and the local cloud test
-# in two more, with ansible-lint, which needs a core while the others mostly wait on hosts.
-# Each lane's hosts, addresses, ports and AWS environment are its own.
-TEST_STAGES ?= venv system-deps lint-python lint-yaml unit testbed-base testbed hosts
+# The stages `make test` runs, in order, each timed. ansible-lint runs inside `hosts`, in
+# the second lane beside the Molecule scenarios: it needs a core while they mostly wait.
+# `e2e` runs alone, last. As a third lane it raced the others over the testbed's shared
+# bridge (its teardown removed the bridge between two scenarios' hosts) and apt lists.
+TEST_STAGES ?= venv system-deps lint-python lint-yaml unit testbed-base testbed hosts e2e
 
 test: ## Every test, with the time of each stage (CI runs this)
 	@rm -f .cache/stage-times.log; failed=""; \

@@ -1,10 +1,10 @@
 """The teardown leaves nothing behind: no host, process, mount, bridge, NAT rule or
 emulated resource. Runs last (the `teardown` marker; see conftest.py).
 
-`make test` runs this suite beside the Molecule scenarios and the local cloud test, whose
-hosts share the testbed's bridge: while any of them runs, the bridge and its NAT rules
-stay up (`testbed net-down` keeps them), so those two checks apply only when no other
-testbed host is running. Everything else is checked by this environment's own names and
+Other testbed hosts (a Molecule scenario or the local cloud test run by hand meanwhile)
+share the testbed's bridge: while any of them runs, the bridge and its NAT rules stay up
+(`testbed net-down` keeps them), so those two checks apply only when no other testbed
+host is running. Everything else is checked by this environment's own names and
 ports."""
 
 import re
