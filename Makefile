@@ -85,8 +85,7 @@ e2e: venv testbed-base ## site.yml from nothing, through the front door, release
 # The stages `make test` runs, in order, each timed. ansible-lint runs inside `hosts`, in
 # the second lane beside the Molecule scenarios: it needs a core while they mostly wait.
 # `e2e` runs alone, last. As a third lane it raced the others over the testbed's shared
-# bridge (its teardown removed the bridge between two scenarios' hosts), and a host found
-# no nginx package (cause not established; see docs/benchmarks.md).
+# bridge (its teardown removed the bridge between two scenarios' hosts; docs/benchmarks.md).
 TEST_STAGES ?= venv system-deps lint-python lint-yaml unit testbed-base testbed hosts e2e
 
 test: ## Every test, with the time of each stage (CI runs this)
