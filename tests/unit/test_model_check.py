@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from ml.bundle import write_bundle
+from tests.unit.bundle.bundle_helpers import make_data, vector_fields
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "roles" / "model_api" / "files" / "palpite-model-check.py"
@@ -20,17 +21,7 @@ SCRIPT = REPO / "roles" / "model_api" / "files" / "palpite-model-check.py"
 
 def vector_bundle(out: Path, model: object, x: np.ndarray, y: np.ndarray) -> Path:
     model.fit(x, y)  # type: ignore[attr-defined]
-    names = ["x0", "x1", "x2", "x3"]
-    fields = {
-        "name": "check-vector",
-        "adapter": {"kind": "vector", "feature_code_version": None},
-        "input_schema": {"kind": "vector", "name": "features", "length": 4, "feature_names": names},
-        "feature_names": names,
-        "classes": ["high", "low", "mid"],
-        "class_labels": {"high": "High", "low": "Low", "mid": "Mid"},
-        "metrics": {"model": {"log_loss": 0.5}, "base_rate": {"log_loss": 1.0}},
-    }
-    return write_bundle(out, model, fields)
+    return write_bundle(out, model, vector_fields())
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:
@@ -45,17 +36,12 @@ def check(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def rows() -> np.ndarray:
-    return np.random.default_rng(0).normal(size=(200, 4))
+def data() -> tuple[np.ndarray, np.ndarray]:
+    return make_data(200)
 
 
-@pytest.fixture(scope="module")
-def labels(rows: np.ndarray) -> np.ndarray:
-    return np.select([rows[:, 0] > 0.5, rows[:, 0] < -0.5], ["high", "low"], "mid")
-
-
-def test_smoke_of_a_good_bundle_prints_its_prediction(tmp_path, rows, labels):
-    bundle = vector_bundle(tmp_path, LogisticRegression(), rows, labels)
+def test_smoke_of_a_good_bundle_prints_its_prediction(tmp_path, data):
+    bundle = vector_bundle(tmp_path, LogisticRegression(), *data)
     version = json.loads((bundle / "model_card.json").read_text())["version"]
     result = check("smoke", str(bundle), "--expect-version", version)
     assert result.returncode == 0, result.stderr
@@ -64,12 +50,12 @@ def test_smoke_of_a_good_bundle_prints_its_prediction(tmp_path, rows, labels):
     assert sum(line["prediction"]["probabilities"].values()) == pytest.approx(1.0)
 
 
-def test_smoke_of_a_bundle_without_probabilities_is_one_clear_line(tmp_path, rows, labels):
+def test_smoke_of_a_bundle_without_probabilities_is_one_clear_line(tmp_path, data):
     # Loads, but log(-x) is NaN for the schema's example (positive numbers).
     model = make_pipeline(
         FunctionTransformer(np.negative), FunctionTransformer(np.log), LogisticRegression()
     )
-    bundle = vector_bundle(tmp_path, model, -np.abs(rows) - 0.1, labels)
+    bundle = vector_bundle(tmp_path, model, -np.abs(data[0]) - 0.1, data[1])
     result = check("smoke", str(bundle))
     assert result.returncode == 1
     assert result.stdout == ""
@@ -78,8 +64,8 @@ def test_smoke_of_a_bundle_without_probabilities_is_one_clear_line(tmp_path, row
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr
 
 
-def test_smoke_names_the_version_it_expected(tmp_path, rows, labels):
-    bundle = vector_bundle(tmp_path, LogisticRegression(), rows, labels)
+def test_smoke_names_the_version_it_expected(tmp_path, data):
+    bundle = vector_bundle(tmp_path, LogisticRegression(), *data)
     result = check("smoke", str(bundle), "--expect-version", "20990101T000000Z-00000000")
     assert result.returncode == 1
     assert "expected 20990101T000000Z-00000000" in result.stderr
