@@ -10,6 +10,7 @@ from app.api_models import ErrorOut, LiveOut, ModelCardOut, NotReadyOut, Predict
 from app.context import AppContext, get_context
 from app.errors import ApiError, json_response, send_error
 from app.metrics import CONTENT_TYPE
+from app.middleware import header
 from app.predict import Predictor
 from app.schema import InputSchema
 
@@ -99,7 +100,8 @@ class PredictEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = None
         try:
-            predictor = ready_predictor(self.ctx, _header(scope, b"content-type"))
+            content_type = (header(scope, b"content-type") or b"").decode("latin-1")
+            predictor = ready_predictor(self.ctx, content_type)
             body = await _read_body(receive)
             if body is None:
                 return  # the client went away; nobody to answer
@@ -118,13 +120,6 @@ class PredictEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": answer})
-
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return ""
 
 
 async def _read_body(receive: Receive) -> bytes | None:

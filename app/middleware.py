@@ -145,14 +145,20 @@ def _request_id(scope: Scope) -> bytes:
     return os.urandom(16).hex().encode()  # a uuid4's randomness, without the UUID object
 
 
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a (lower-case) request header, or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
     return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    value = header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _client(scope: Scope) -> str | None:
