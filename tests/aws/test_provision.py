@@ -8,8 +8,10 @@ created), provision twice, properties, teardown twice.
 import fnmatch
 import json
 import os
+import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -444,6 +446,32 @@ def test_load_balancer_serves_https_redirects_http_and_checks_health_ready(
         assert _tags(desc).items() >= TAGS.items()
 
 
+def _trusted_proxies(cloud: Cloud) -> list[str]:
+    """The networks configure.yml makes the app hosts trust for X-Forwarded-For (its
+    controller part only: the emulated instances' addresses are never contacted)."""
+    # localhost named in an inventory so that --limit can keep the play to it alone.
+    limit = ["-i", "localhost,", "--limit", "localhost", "-c", "local"]
+    python = ["-e", f"ansible_python_interpreter={sys.executable}"]
+    run = cloud.playbook("configure.yml", *limit, *python, "--tags", "always")
+    assert run.returncode == 0, run.output[-5000:]
+    m = re.search(r"app hosts trust X-Forwarded-For from: ([^'\"\n]*)", run.output)
+    assert m, run.output[-3000:]
+    return [] if m.group(1).startswith("nobody") else m.group(1).split(", ")
+
+
+def test_app_hosts_trust_forwarded_addresses_from_the_load_balancers_subnets_only(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    # Every request reaches a host from a load balancer node, whose address is in one of its
+    # subnets: trusting exactly those gives each client its own rate-limit budget.
+    ec2, elb = cloud.client("ec2"), cloud.client("elbv2")
+    [lb] = elb.describe_load_balancers(Names=[f"{PREFIX}-alb"])["LoadBalancers"]
+    subnet_ids = [az["SubnetId"] for az in lb["AvailabilityZones"]]
+    cidrs = [s["CidrBlock"] for s in ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]]
+    assert len(cidrs) == 2
+    assert _trusted_proxies(cloud) == sorted(cidrs)
+
+
 def _unwrap_unsafe(obj: dict) -> object:
     # ansible-inventory --list marks templated values as {"__ansible_unsafe": value}.
     return obj["__ansible_unsafe"] if set(obj) == {"__ansible_unsafe"} else obj
@@ -497,6 +525,8 @@ def test_scaling_down_to_one_instance_removes_the_load_balancer(
     [http] = [p for p in app["IpPermissions"] if p.get("FromPort") == 80]
     assert [r["CidrIp"] for r in http["IpRanges"]] == ["0.0.0.0/0"]
     assert not http.get("UserIdGroupPairs")
+    # Clients then reach the instance directly: no forwarded address is trusted.
+    assert _trusted_proxies(cloud) == []
 
 
 # --- teardown ----------------------------------------------------------------------------
