@@ -61,13 +61,13 @@ lint-ansible: lint-yaml
 	$(ANSIBLE_ENV) $(BIN)/ansible-lint -q
 
 unit: venv ## pytest: everything that needs no testbed host (two processes: pytest-xdist)
-	$(BIN)/pytest -q -m "not testbed" -n 2
+	$(BIN)/pytest -q -m "not testbed" -n 2 $(PYTEST_DURATIONS)
 
 testbed-base: system-deps ## Build (once, cached) the testbed hosts' Debian rootfs
 	$(TESTBED) base
 
 testbed: venv testbed-base ## pytest: the harness itself (boot, reboot, teardown)
-	$(BIN)/pytest -q -m "testbed" tests/testbed
+	$(BIN)/pytest -q -m "testbed" tests/testbed $(PYTEST_DURATIONS)
 
 hosts: venv testbed-base ## Molecule scenarios, the local cloud and ansible-lint, in HOST_LANES (logs in .cache/lanes/)
 	.ci/lanes.sh $(HOST_LANES)
@@ -80,20 +80,29 @@ scenario/%: venv testbed-base
 	  $(CURDIR)/$(BIN)/molecule test -s $(word 2,$(subst /, ,$*))
 
 e2e: venv testbed-base ## site.yml from nothing, through the front door, release under load, teardown
-	$(BIN)/pytest -q -m "testbed" tests/e2e
+	$(BIN)/pytest -q -m "testbed" tests/e2e $(PYTEST_DURATIONS)
 
 # The stages `make test` runs, in order, each timed. ansible-lint runs inside `hosts`, in
 # the second lane beside the Molecule scenarios: it needs a core while they mostly wait.
 # `e2e` runs alone, last. As a third lane it raced the others over the testbed's shared
 # bridge (its teardown removed the bridge between two scenarios' hosts; docs/benchmarks.md).
+# The slowest tests of each pytest stage are listed in its output, so the next one to cut is
+# in plain sight. `make test` ends with the total against TEST_BUDGET_SECONDS (a warning
+# above it, not a failure: the machines are noisy; CI's hard limit is 90 minutes).
+PYTEST_DURATIONS ?= --durations=25
+TEST_BUDGET_SECONDS ?= 2700
 TEST_STAGES ?= venv system-deps lint-python lint-yaml unit testbed-base testbed hosts e2e
 
 test: ## Every test, with the time of each stage (CI runs this)
-	@rm -f .cache/stage-times.log; failed=""; \
+	@rm -f .cache/stage-times.log; failed=""; start=$$(date +%s); \
 	for stage in $(TEST_STAGES); do \
 	  $(TIMED) $$stage $(MAKE) --no-print-directory $$stage || failed="$$failed $$stage"; \
 	done; \
 	$(MAKE) --no-print-directory test-summary; \
+	total=$$(( $$(date +%s) - start )); \
+	echo "total: $${total}s against a budget of $(TEST_BUDGET_SECONDS)s"; \
+	if [ $$total -gt $(TEST_BUDGET_SECONDS) ]; then \
+	  echo "WARNING: make test took $$(( total - $(TEST_BUDGET_SECONDS) ))s more than its budget"; fi; \
 	if [ -n "$$failed" ]; then echo "FAILED stages:$$failed"; exit 1; fi; echo "all stages passed"
 
 demo: venv testbed-base ## The whole stack locally: moto + testbed hosts + site.yml; prints the URL
@@ -160,6 +169,6 @@ test-aws: venv ## provision + teardown against an IAM-enforcing moto (also run b
 	$(BIN)/pytest -q tests/aws
 
 local-cloud: venv testbed-base ## local cloud: 2 instances on testbed hosts, front door, draining, teardown
-	$(BIN)/pytest -q -m testbed tests/local
+	$(BIN)/pytest -q -m testbed tests/local $(PYTEST_DURATIONS)
 
 test-local-cloud: local-cloud
