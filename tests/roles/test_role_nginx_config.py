@@ -95,6 +95,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/big":
             body = json.dumps({"predictions": [{"label": "draw"}] * 2000}).encode()
             self._send(200, body, "application/json")
+        elif self.path == "/slow":  # a request that stays in flight for a while
+            time.sleep(1.0)
+            self._send(200, b"{}", "application/json")
         elif self.path == "/app-error":
             self._send(503, b'{"detail":"no model loaded"}', "application/json")
         else:
@@ -191,6 +194,8 @@ def configs(render_templates, tmp_path_factory) -> dict[str, dict[str, Any]]:
             nginx_static_max_age=600,
             # one worker, one upstream keepalive pool: connection counts are exact
             nginx_worker_processes=1,
+            nginx_client_header_timeout=2,
+            nginx_client_connection_limit=3,
         ),
     }
     # Behind a load balancer on 127.0.0.0/8: X-Forwarded-For is the client.
@@ -449,6 +454,60 @@ def test_clients_behind_the_balancer_are_limited_separately(lb):
     # And the app sees the forwarded client as X-Real-IP.
     _, _, body = lb.request("GET", "/echo", headers={"X-Forwarded-For": "203.0.113.77"})
     assert json.loads(body)["x-real-ip"] == "203.0.113.77"
+
+
+def test_hsts_only_for_responses_the_client_got_over_https(direct, lb):
+    https = {"X-Forwarded-Proto": "https"}
+    # Behind the trusted balancer: its X-Forwarded-Proto says how the client connected.
+    assert lb.request("GET", "/", headers=https)[1]["strict-transport-security"] == (
+        "max-age=31536000; includeSubDomains"
+    )
+    assert "strict-transport-security" not in lb.request("GET", "/")[1]
+    # A direct client cannot claim HTTPS over a plain connection.
+    assert "strict-transport-security" not in direct.request("GET", "/", headers=https)[1]
+
+
+def test_a_slow_header_client_is_cut_off_while_others_are_served(direct):
+    # slowloris: the request line, then one header line every 0.5 s, never the blank line.
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", direct.port), timeout=10) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: palpite\r\n")
+        closed_after = None
+        for i in range(16):  # at most 8 s; the header timeout is 2 s here
+            time.sleep(0.5)
+            assert direct.request("GET", "/echo")[0] == 200  # others are served meanwhile
+            try:
+                slow.sendall(f"X-Trickle-{i}: a\r\n".encode())
+                slow.settimeout(0.01)
+                if slow.recv(1024) == b"":
+                    closed_after = time.monotonic() - t0
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - t0
+                break
+    assert closed_after is not None, "the slow client was never cut off"
+    assert 1.5 <= closed_after <= 4.0
+
+
+def test_requests_in_flight_per_client_are_limited_with_429(direct):
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        status = direct.request("GET", "/slow")[0]
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=call) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=15)
+    # Three at once are allowed here (nginx_client_connection_limit); the rest get 429.
+    assert sorted(statuses) == [200, 200, 200, 429, 429]
+    assert direct.request("GET", "/slow")[0] == 200  # and a client that waits is served
 
 
 def test_upstream_connections_are_reused_then_closed_before_gunicorn_would(direct, upstream):
