@@ -134,7 +134,22 @@ BAD_INPUTS = [
         id="instance-type-format",
     ),
     pytest.param(
-        {"ssh_allowed_cidrs": [SSH_CIDR], "instance_type": "t3.gigantic"},
+        {"ssh_allowed_cidrs": [SSH_CIDR]},
+        "allowed_http_cidrs opens the service to 0.0.0.0/0 over plain HTTP"
+        " (no alb_certificate_arn). Either give the load balancer a certificate: a domain"
+        " name you own (an ALB's own"
+        " amazonaws.com name cannot get one) with an ACM certificate in us-east-1, set as"
+        " alb_certificate_arn; or keep allowed_http_cidrs to private networks; or set"
+        " allow_plain_http=true to accept plain HTTP.",
+        id="plain-http-open-to-the-internet",
+    ),
+    pytest.param(
+        {"ssh_allowed_cidrs": [SSH_CIDR], "allowed_http_cidrs": ["10.0.0.0/8", "52.0.0.0/8"]},
+        "allowed_http_cidrs opens the service to 52.0.0.0/8 over plain HTTP",
+        id="plain-http-open-to-a-public-network",
+    ),
+    pytest.param(
+        {"ssh_allowed_cidrs": [SSH_CIDR], "instance_type": "t3.gigantic", "allow_plain_http": True},
         "instance type t3.gigantic does not exist in us-east-1",
         id="instance-type-unknown",
     ),
@@ -503,7 +518,11 @@ def test_scaling_down_to_one_instance_removes_the_load_balancer(
 ) -> None:
     before = {i["InstanceId"]: i for i in _running_instances(cloud, _project_filters())}
     run = cloud.playbook(
-        "provision.yml", "-e", json.dumps({"ssh_allowed_cidrs": [SSH_CIDR], "instance_count": 1})
+        "provision.yml",
+        "-e",
+        json.dumps(
+            {"ssh_allowed_cidrs": [SSH_CIDR], "instance_count": 1, "allow_plain_http": True}
+        ),
     )
     assert run.returncode == 0, run.output[-5000:]
     after = _running_instances(cloud, _project_filters())

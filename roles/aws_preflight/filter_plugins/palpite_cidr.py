@@ -20,6 +20,11 @@ def palpite_cidr_anywhere(values):
     return [v for v in values if (n := _network(v)) is not None and n.prefixlen == 0]
 
 
+def palpite_cidr_public(values):
+    """The entries of ``values`` that reach beyond private networks (RFC 1918 and the like)."""
+    return [v for v in values if (n := _network(v)) is not None and not n.is_private]
+
+
 def palpite_cidr_outside(values, parent):
     """The entries of ``values`` that are not inside the network ``parent``."""
     p = _network(parent)
@@ -42,6 +47,7 @@ class FilterModule:
         return {
             "palpite_cidr_invalid": palpite_cidr_invalid,
             "palpite_cidr_anywhere": palpite_cidr_anywhere,
+            "palpite_cidr_public": palpite_cidr_public,
             "palpite_cidr_outside": palpite_cidr_outside,
             "palpite_cidr_overlapping": palpite_cidr_overlapping,
         }
