@@ -20,7 +20,6 @@ from ml.bundle import CARD_FILE, SIGNATURE_FILE, BundleError, check_files, read_
 from ml.errors import PalpiteError
 from ml.fileio import atomic_output, sha256_file
 from ml.signing_keys import (
-    KMS_PREFIX,
     KeyFileSigner,
     KmsSigner,
     PublicKey,
@@ -40,11 +39,11 @@ __all__ = [
     "PublicKey",
     "SignatureError",
     "Signer",
-    "add_signing_key_argument",
     "generate_key",
     "load_public_key",
     "load_signer",
     "load_trusted_keys",
+    "publishable_signature",
     "read_signature",
     "sign_bundle",
     "sign_manifest",
@@ -283,10 +282,14 @@ def verify_signed_bundle(
     return card, key
 
 
-def add_signing_key_argument(parser: Any) -> None:
-    """`--signing-key`, shared by train, package and publish."""
-    parser.add_argument(
-        "--signing-key",
-        metavar="KEY_FILE",
-        help=f"sign the bundle with this private key file (or {KMS_PREFIX}KEY_ID for AWS KMS)",
-    )
+def publishable_signature(bundle_dir: Path, signer: Signer | None = None) -> bytes:
+    """A bundle's signature.json to upload: made now with `signer`, else the one there,
+    refused if it is not over this card and version (stale). No trusted key needed."""
+    bundle_dir = Path(bundle_dir)
+    if signer is not None:
+        sign_bundle(bundle_dir, signer)
+    version = read_card(bundle_dir)["version"]
+    path = bundle_dir / SIGNATURE_FILE
+    read_signature(bundle_dir / CARD_FILE, path, kind=BUNDLE_KIND, name=version,
+                   artifact=f"bundle {version}")  # fmt: skip
+    return path.read_bytes()
