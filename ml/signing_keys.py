@@ -157,12 +157,12 @@ class KmsSigner:
         self._kms, self._key = kms, key
         with _kms_errors("get-public-key", key):
             answer = kms.get_public_key(KeyId=key)
-        if answer.get("KeySpec") != "ECC_NIST_P256" or "ECDSA_SHA_256" not in answer.get(
-            "SigningAlgorithms", []
-        ):
+        # KeySpec; CustomerMasterKeySpec is its deprecated name (the only one moto sends).
+        spec = answer.get("KeySpec") or answer.get("CustomerMasterKeySpec")
+        if spec != "ECC_NIST_P256" or "ECDSA_SHA_256" not in answer.get("SigningAlgorithms", []):
             raise PalpiteError(
-                f"KMS key {key} is {answer.get('KeySpec')}: signing needs an ECC_NIST_P256"
-                " SIGN_VERIFY key (ECDSA_SHA_256)"
+                f"KMS key {key} is {spec}: signing needs an ECC_NIST_P256 SIGN_VERIFY key"
+                " (ECDSA_SHA_256)"
             )
         public = serialization.load_der_public_key(answer["PublicKey"])
         self._public = PublicKey.of(public, f"{KMS_PREFIX}{key}")
