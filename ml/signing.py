@@ -135,7 +135,7 @@ def _failer(artifact: str, trusted: Sequence[PublicKey]) -> "_Fail":
     ids = ", ".join(key.key_id for key in trusted)
 
     def fail(what: str) -> NoReturn:
-        expected = f" (trusted key ids: {ids})" if ids else ""
+        expected = f"; trusted key ids: {ids}" if ids else ""
         raise SignatureError(f"{artifact}: signature check failed: {what}{expected}")
 
     return fail
@@ -152,7 +152,7 @@ def _check_document(
         fail(f"cannot read {signature_path}: {exc.strerror or exc}")
     document, signature = _parse_signature(raw, fail)
     if document["kind"] != kind:
-        fail(f"the signature is for a {document['kind']}, not a {kind}")
+        fail(f"the signature is for kind {document['kind']}, not {kind}")
     if name is not None and document["name"] != name:
         fail(f"the signature is for {document['name']}, not {name}")
     try:

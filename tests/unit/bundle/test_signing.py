@@ -346,7 +346,7 @@ def test_verify_refuses_with_one_line_naming_artifact_keys_and_failure(
     assert code == 1 and out == ""
     line = _one_line_error(err)
     assert line.startswith(f"error: bundle {bundle}: signature check failed: ")
-    assert f"(trusted key ids: {load_public_key(pub).key_id})" in line
+    assert f"; trusted key ids: {load_public_key(pub).key_id}\n" in line
     assert re.search(reason, line), line
 
 
@@ -366,7 +366,7 @@ def test_two_trusted_keys_allow_rotation(
     code, _, err = _cli(["verify", bundle, "--public-key", new_pub], capsys)
     assert code == 1
     assert f"signed by key {load_public_key(old_pub).key_id}, which is not trusted" in err
-    assert f"(trusted key ids: {load_public_key(new_pub).key_id})" in err
+    assert f"; trusted key ids: {load_public_key(new_pub).key_id}\n" in err
 
 
 def test_checksums_are_checked_after_a_valid_signature(
