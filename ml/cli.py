@@ -192,7 +192,7 @@ def run_verify(args: argparse.Namespace) -> int:
     card, key = verify_signed_bundle(args.bundle, load_trusted_keys(args.public_key))
     print(
         f"verified bundle {card['version']}: signature by key {key.key_id},"
-        f" {len(card['files'])} file checksums",
+        f" checksums of {len(card['files'])} file(s) match",
         file=sys.stderr,
     )
     print(card["version"])
