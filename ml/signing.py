@@ -61,6 +61,7 @@ _DOMAIN = b"palpite-signature-v1\n"
 _SIGNED_FIELDS = ("signature_format", "kind", "name", "manifest_sha256", "algorithm", "key_id")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_MAX_SIGNATURE_BYTES = 64 * 1024  # a real one is under 1 KiB
 
 
 class SignatureError(PalpiteError):
@@ -150,6 +151,8 @@ def _check_document(
         fail(f"unsigned (no {signature_path.name})")
     except OSError as exc:
         fail(f"cannot read {signature_path}: {exc.strerror or exc}")
+    if len(raw) > _MAX_SIGNATURE_BYTES:
+        fail(f"{signature_path.name} is larger than {_MAX_SIGNATURE_BYTES} bytes")
     document, signature = _parse_signature(raw, fail)
     if document["kind"] != kind:
         fail(f"the signature is for kind {document['kind']}, not {kind}")

@@ -302,6 +302,11 @@ def _malformed_signature(bundle: Path, key: Path, attacker: Path) -> Path:
     return bundle
 
 
+def _huge_signature(bundle: Path, key: Path, attacker: Path) -> Path:
+    (bundle / SIGNATURE_FILE).write_text(" " * 70_000 + "{}")
+    return bundle
+
+
 def _app_release_signature(bundle: Path, key: Path, attacker: Path) -> Path:
     signer = load_signer(key)
     sign_manifest(
@@ -325,6 +330,7 @@ TAMPERING: dict[str, tuple[Setup, str]] = {
     ),
     "signature edited": (_edit_signature, r"the signature is not valid for key [0-9a-f]{16}"),
     "malformed signature": (_malformed_signature, "malformed signature file"),
+    "huge signature file": (_huge_signature, "signature.json is larger than 65536 bytes"),
     "another kind's signature": (
         _app_release_signature,
         "the signature is for kind app-release, not model-bundle",
