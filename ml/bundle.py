@@ -28,6 +28,8 @@ from ml.errors import PalpiteError
 from ml.fastpath import predict_proba_function
 
 CARD_FILE = "model_card.json"
+# The detached signature over the card (ml.signing); like the card, not in `files`.
+SIGNATURE_FILE = "signature.json"
 MODEL_FILE = "model.joblib"
 ADAPTER_DIR = "adapter"
 CARD_FORMAT = 1
@@ -205,13 +207,13 @@ def sha256_file(path: Path) -> str:
 
 
 def _hash_tree(bundle_dir: Path) -> dict[str, str]:
-    """sha256 of every file under `bundle_dir` except the card, by relative posix path."""
+    """sha256 of every file under `bundle_dir` except the card and its signature."""
     files: dict[str, str] = {}
     for path in sorted(bundle_dir.rglob("*")):
         rel = path.relative_to(bundle_dir).as_posix()
         if path.is_symlink():
             raise BundleError(f"bundle holds a symlink: {rel}")
-        if path.is_file() and rel != CARD_FILE:
+        if path.is_file() and rel not in (CARD_FILE, SIGNATURE_FILE):
             files[rel] = sha256_file(path)
     return files
 

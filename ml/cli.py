@@ -107,8 +107,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from ml.train import train
 
+    signer = None
+    if args.signing_key:  # Loaded first: a bad key fails before minutes of training.
+        from ml.signing import load_signer
+
+        signer = load_signer(args.signing_key)
     trained = train(args.data, args.out, args.test_from, args.min_improvement, args.name)
     print(f"bundle {trained.bundle_dir.name}", file=sys.stderr)
+    if signer is not None:
+        from ml.signing import sign_bundle
+
+        sign_bundle(trained.bundle_dir, signer)
+        print(f"signed with key {signer.public_key.key_id}", file=sys.stderr)
     print(trained.bundle_dir)
     return 0
 
@@ -147,7 +157,79 @@ def _add_pipeline_parsers(sub: Any) -> None:
         help="log loss the model must beat the base rate by in the backtest (default: %(default)s)",
     )
     p.add_argument("--name", default="brasileirao-outcome", help="model name in the card")
+    p.add_argument(
+        "--signing-key",
+        metavar="KEY_FILE",
+        help="sign the bundle with this private key (PEM file, or kms:KEY_ID)",
+    )
     p.set_defaults(func=run_train)
+
+
+# ---------------------------------------------------------------- signing (ml.signing)
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    from ml.signing import generate_key
+
+    public = generate_key(args.out)
+    print(f"wrote {args.out} (0600) and {args.out}.pub, key id {public.key_id}", file=sys.stderr)
+    print(public.key_id)
+    return 0
+
+
+def run_sign(args: argparse.Namespace) -> int:
+    from ml.signing import load_signer, sign_bundle
+
+    document = sign_bundle(args.bundle, load_signer(args.key))
+    print(f"signed bundle {document['name']} with key {document['key_id']}", file=sys.stderr)
+    print(document["key_id"])
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from ml.signing import load_trusted_keys, verify_signed_bundle
+
+    card, key = verify_signed_bundle(args.bundle, load_trusted_keys(args.public_key))
+    print(
+        f"verified bundle {card['version']}: signature by key {key.key_id},"
+        f" checksums of {len(card['files'])} file(s) match",
+        file=sys.stderr,
+    )
+    print(card["version"])
+    return 0
+
+
+def run_public_key(args: argparse.Namespace) -> int:
+    from ml.signing import load_signer
+
+    public = load_signer(args.key).public_key
+    print(f"key id {public.key_id} ({public.algorithm})", file=sys.stderr)
+    sys.stdout.write(public.pem().decode())
+    return 0
+
+
+def _add_signing_parsers(sub: Any) -> None:
+    key_help = "private key: PEM file (PKCS#8, Ed25519 or P-256), or kms:KEY_ID|ARN|alias/NAME"
+
+    p = sub.add_parser("keygen", help="write a new Ed25519 signing key and its .pub")
+    p.add_argument("--out", type=Path, required=True, metavar="KEY_FILE",
+                   help="private key to write (0600); its public key: KEY_FILE.pub")  # fmt: skip
+    p.set_defaults(func=run_keygen)
+
+    p = sub.add_parser("sign", help="sign a bundle: write BUNDLE_DIR/signature.json")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
+    p.add_argument("--key", required=True, metavar="KEY_FILE", help=key_help)
+    p.set_defaults(func=run_sign)
+
+    p = sub.add_parser("verify", help="check a bundle's signature, then its checksums")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE_DIR")
+    p.add_argument("--public-key", type=Path, action="append", required=True, metavar="KEY_FILE",
+                   help="a trusted public key (PEM); repeat for several (rotation)")  # fmt: skip
+    p.set_defaults(func=run_verify)
+
+    p = sub.add_parser("public-key", help="print the public key (PEM) of a key file or KMS key")
+    p.add_argument("--key", required=True, metavar="KEY_FILE", help=key_help)
+    p.set_defaults(func=run_public_key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_pipeline_parsers(sub)
+    _add_signing_parsers(sub)
     add_package_parser(sub)
     add_publish_parser(sub)
     add_presign_parser(sub)

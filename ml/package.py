@@ -111,6 +111,11 @@ def package_estimator(
 
 
 def run_package(args: argparse.Namespace) -> int:
+    signer = None
+    if args.signing_key:  # Loaded first: a bad key fails before any work.
+        from ml.signing import load_signer
+
+        signer = load_signer(args.signing_key)
     bundle = package_estimator(
         args.estimator,
         args.schema,
@@ -119,6 +124,11 @@ def run_package(args: argparse.Namespace) -> int:
         extra=parse_pairs(args.card_extra, "--card-extra"),
         class_labels=parse_pairs(args.class_label, "--class-label"),
     )
+    if signer is not None:
+        from ml.signing import sign_bundle
+
+        sign_bundle(bundle, signer)
+        print(f"signed {bundle.name} with key {signer.public_key.key_id}", file=sys.stderr)
     print(
         f"packaged {bundle.name} (unevaluated: publish needs --allow-unevaluated)", file=sys.stderr
     )
@@ -148,6 +158,11 @@ def add_package_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"parent directory (default: {DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--signing-key",
+        metavar="KEY_FILE",
+        help="sign the bundle with this private key (PEM file, or kms:KEY_ID)",
     )
     parser.set_defaults(func=run_package)
     return parser

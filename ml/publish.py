@@ -3,6 +3,8 @@
 Layout, under `s3://BUCKET/<prefix>models/<version>/`:
   <version>.tar.gz          the archive (reproducible; see ml.bundle.archive_bundle)
   model_card.json           a copy of the card, for tools that want metadata only
+  signature.json            the bundle's signature over its card (ml.signing), if signed;
+                            not in the archive, so signing later keeps the archive as it is
   <version>.tar.gz.sha256   "<hex>  <version>.tar.gz", written last: a version counts as
                             published only once this exists
 
@@ -22,11 +24,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml.bundle import (
     CARD_FILE,
     DEFAULT_MIN_GAIN,
+    SIGNATURE_FILE,
     archive_bundle,
     check_files,
     check_quality_gate,
@@ -36,6 +39,9 @@ from ml.bundle import (
 )
 from ml.errors import PalpiteError
 
+if TYPE_CHECKING:
+    from ml.signing import Signer
+
 
 @dataclass(frozen=True)
 class Published:
@@ -44,6 +50,7 @@ class Published:
     key: str
     sha256: str
     status: str  # "uploaded" or "already published"
+    signed_by: str | None = None  # key id of the uploaded signature.json, None if unsigned
 
 
 @dataclass(frozen=True)
@@ -116,13 +123,20 @@ def publish_bundle(
     *,
     min_gain: float = DEFAULT_MIN_GAIN,
     allow_unevaluated: bool = False,
+    signer: "Signer | None" = None,
     s3: Any = None,
 ) -> Published:
-    """Gate, archive and upload a bundle; a second publish of the same bundle is a no-op."""
+    """Gate, (sign,) archive and upload a bundle; publishing it again only (re)uploads its
+    signature, so a version published unsigned can be signed later."""
     card = read_card(bundle_dir)
     check_files(bundle_dir, card)
     check_quality_gate(card["metrics"], min_gain, allow_unevaluated=allow_unevaluated)
     version = card["version"]
+    signature = None
+    if signer is not None or (Path(bundle_dir) / SIGNATURE_FILE).exists():
+        from ml.signing import publishable_signature  # Lazy: cryptography for signed ones only.
+
+        signature = publishable_signature(Path(bundle_dir), signer)
     s3 = s3 or s3_client()
     key = archive_key(prefix, version)
     with tempfile.TemporaryDirectory(prefix="palpite-publish-") as tmp:
@@ -130,7 +144,8 @@ def publish_bundle(
         digest = sha256_file(archive)
         existing = published_sha256(version, bucket, prefix, s3)
         if existing == digest:
-            return Published(version, bucket, key, digest, "already published")
+            signed_by = _put_signature(s3, bucket, prefix, version, signature)
+            return Published(version, bucket, key, digest, "already published", signed_by)
         if existing is not None:
             raise PalpiteError(
                 f"version {version} is already published with archive sha256 {existing[:12]}…,"
@@ -155,6 +170,7 @@ def publish_bundle(
             Body=(Path(bundle_dir) / CARD_FILE).read_bytes(),
             ContentType="application/json",
         )
+    signed_by = _put_signature(s3, bucket, prefix, version, signature)
     with _s3_errors("upload", bucket, key + ".sha256"):
         s3.put_object(
             Bucket=bucket,
@@ -162,7 +178,19 @@ def publish_bundle(
             Body=f"{digest}  {version}.tar.gz\n".encode(),
             ContentType="text/plain",
         )
-    return Published(version, bucket, key, digest, "uploaded")
+    return Published(version, bucket, key, digest, "uploaded", signed_by)
+
+
+def _put_signature(
+    s3: Any, bucket: str, prefix: str, version: str, signature: bytes | None
+) -> str | None:
+    """Upload signature.json beside the card; returns its key id (None: nothing to upload)."""
+    if signature is None:
+        return None
+    sig_key = version_prefix(prefix, version) + SIGNATURE_FILE
+    with _s3_errors("upload", bucket, sig_key):
+        s3.put_object(Bucket=bucket, Key=sig_key, Body=signature, ContentType="application/json")
+    return str(json.loads(signature)["key_id"])
 
 
 def _require_published(version: str, bucket: str, prefix: str, s3: Any) -> str:
@@ -272,14 +300,21 @@ def _location_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_publish(args: argparse.Namespace) -> int:
+    signer = None
+    if args.signing_key:
+        from ml.signing import load_signer
+
+        signer = load_signer(args.signing_key)
     result = publish_bundle(
         args.bundle,
         args.bucket,
         args.prefix,
         min_gain=args.min_gain,
         allow_unevaluated=args.allow_unevaluated,
+        signer=signer,
     )
-    print(f"{result.status}: s3://{result.bucket}/{result.key}", file=sys.stderr)
+    signed = f", signed by key {result.signed_by}" if result.signed_by else ", unsigned"
+    print(f"{result.status}: s3://{result.bucket}/{result.key}{signed}", file=sys.stderr)
     print(json.dumps(asdict(result)))
     return 0
 
@@ -323,6 +358,11 @@ def add_publish_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--allow-unevaluated",
         action="store_true",
         help="publish a bundle without backtest metrics (from `package`)",
+    )
+    parser.add_argument(
+        "--signing-key",
+        metavar="KEY_FILE",
+        help="sign the bundle first with this private key (PEM file, or kms:KEY_ID)",
     )
     parser.set_defaults(func=run_publish)
     return parser
