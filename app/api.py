@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -19,9 +20,11 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorOut, "description": description}
 
 
-def require_json(content_type: str) -> None:
+def require_json(content_type: str, *, allow_missing: bool = False) -> None:
+    """415 unless the body is declared JSON (or, with `allow_missing`, not declared: the
+    Open Inference Protocol's clients send JSON without a content type)."""
     media = content_type.split(";", 1)[0].strip().lower()
-    if media != "application/json":
+    if media != "application/json" and (media or not allow_missing):
         raise ApiError(
             415,
             "unsupported_media_type",
@@ -69,11 +72,15 @@ def ready_predictor(ctx: AppContext, content_type: str) -> Predictor:
     return ctx.predictor
 
 
-def answer_predictions(ctx: AppContext, predictor: Predictor, body: bytes) -> bytes:
-    result = predictor.run(body)
-    for label, count in zip(predictor.classes, result.label_counts.tolist(), strict=True):
+def record_labels(ctx: AppContext, predictor: Predictor, label_counts: np.ndarray) -> None:
+    for label, count in zip(predictor.classes, label_counts.tolist(), strict=True):
         if count:
             ctx.metrics.record_predictions(label, count)
+
+
+def answer_predictions(ctx: AppContext, predictor: Predictor, body: bytes) -> bytes:
+    result = predictor.run(body)
+    record_labels(ctx, predictor, result.label_counts)
     return result.body
 
 
@@ -102,27 +109,32 @@ class PredictEndpoint:
         try:
             content_type = (header(scope, b"content-type") or b"").decode("latin-1")
             predictor = ready_predictor(self.ctx, content_type)
-            body = await _read_body(receive)
+            body = await read_body(receive)
             if body is None:
                 return  # the client went away; nobody to answer
             answer = answer_predictions(self.ctx, predictor, body)
         except ApiError as exc:
             await send_error(send, exc, close=body is None)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(answer)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        await send_json(send, answer)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def send_json(send: Send, body: bytes, status: int = 200) -> None:
+    """A JSON answer in raw ASGI."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive) -> bytes | None:
     chunks: list[bytes] = []
     while True:
         message = await receive()

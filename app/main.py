@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from app import api, docs_pages, pages
+from app import api, docs_pages, pages, v2
 from app.context import AppContext
 from app.errors import ApiError, error_response
 from app.metrics import Metrics
@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
         title=f"palpite: {name}",
         version=metadata.version("palpite"),
         description="Predictions from a scikit-learn model bundle. The request schema of "
-        "/predict comes from the loaded bundle's input schema.",
+        "/predict comes from the loaded bundle's input schema. The /v2 paths speak the Open "
+        "Inference Protocol (KServe V2) over the same model (docs/inference-protocol.md).",
         openapi_url=OPENAPI_URL,
         docs_url=None,
         redoc_url=None,
@@ -51,7 +52,9 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     ctx = app.state.ctx = AppContext(settings, state, predictor, metrics)
+    protocol = v2.ProtocolService(ctx, app.version)
     app.include_router(api.build_router(state.schema, settings.batch_limit))
+    app.include_router(v2.build_router(protocol, settings.batch_limit))
     app.include_router(pages.build_router())
     app.include_router(docs_pages.build_router(app.title, OPENAPI_URL))
     app.mount("/static/vendor", docs_pages.vendor_assets(), name="vendor")
@@ -64,7 +67,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         model_version=state.version,
-        direct={("POST", "/predict"): api.PredictEndpoint(ctx)},
+        direct={("POST", "/predict"): api.PredictEndpoint(ctx), **v2.direct_endpoints(protocol)},
     )
     return app
 

@@ -27,6 +27,29 @@ class Prediction:
     label_counts: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """A validated batch's class probabilities, each row's winning class index and the
+    rows per class: what every entry point (native /predict, /v2 infer) encodes."""
+
+    proba: np.ndarray
+    winners: np.ndarray
+    label_counts: np.ndarray
+
+
+def load_json(body: bytes) -> Any:
+    """The body's JSON document; 400 malformed_json (with a hint for NaN) otherwise."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        hint = (
+            " (NaN and Infinity are not JSON numbers)"
+            if b"NaN" in body or b"Infinity" in body or b"e999" in body
+            else ""
+        )
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}{hint}") from None
+
+
 class Predictor:
     def __init__(self, model: LoadedModel, schema: InputSchema, batch_limit: int) -> None:
         self.model = model
@@ -43,15 +66,7 @@ class Predictor:
 
     def parse(self, body: bytes) -> tuple[list[Any], Loc]:
         """The instances of a single or batch request, and where they sit in the body."""
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            hint = (
-                " (NaN and Infinity are not JSON numbers)"
-                if b"NaN" in body or b"Infinity" in body or b"e999" in body
-                else ""
-            )
-            raise ApiError(400, "malformed_json", f"body is not valid JSON: {exc}{hint}") from None
+        doc = load_json(body)
         if not isinstance(doc, dict):
             raise _body_error((), 'must be a JSON object: one instance or {"instances": [...]}')
         if "instances" not in doc:
@@ -66,13 +81,14 @@ class Predictor:
             raise _body_error(
                 ("instances",), "empty batch: send at least one instance", "too_short"
             )
-        if len(instances) > self.batch_limit:
-            raise _body_error(
-                ("instances",),
-                f"batch of {len(instances)} is over the limit of {self.batch_limit}",
-                "too_long",
-            )
+        self.check_batch_size(len(instances), ("instances",))
         return instances, ("instances",)
+
+    def check_batch_size(self, rows: int, loc: Loc) -> None:
+        if rows > self.batch_limit:
+            raise _body_error(
+                loc, f"batch of {rows} is over the limit of {self.batch_limit}", "too_long"
+            )
 
     def validate(self, instances: list[Any], loc: Loc) -> Columns:
         try:
@@ -111,12 +127,16 @@ class Predictor:
         )
         return self._head + rows + b"]}"
 
-    def run(self, body: bytes) -> Prediction:
-        instances, loc = self.parse(body)
+    def score(self, instances: list[Any], loc: Loc) -> Scores:
+        """Validate and predict a batch: the one prediction boundary every protocol uses."""
         proba = self.predict(self.validate(instances, loc))
         winners = proba.argmax(axis=1)
-        counts = np.bincount(winners, minlength=len(self.classes))
-        return Prediction(self.encode(proba, winners), counts)
+        return Scores(proba, winners, np.bincount(winners, minlength=len(self.classes)))
+
+    def run(self, body: bytes) -> Prediction:
+        instances, loc = self.parse(body)
+        scores = self.score(instances, loc)
+        return Prediction(self.encode(scores.proba, scores.winners), scores.label_counts)
 
 
 def _body_error(loc: Loc, msg: str, kind: str = "object") -> ApiError:

@@ -1,0 +1,313 @@
+"""Open Inference Protocol (KServe V2) REST tensors, HTTP-free: an infer request's tensors
+become the native API's instances (so app.schema validates them, field errors and all)
+and a batch's Scores become output tensors. The protocol: docs/inference-protocol.md.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import orjson
+
+from app.errors import ApiError, FieldError
+from app.predict import Scores, load_json
+from app.schema import InputSchema, Loc, RecordSchema, VectorSchema
+
+PROBABILITIES = "probabilities"
+LABEL = "label"
+OUTPUTS = (PROBABILITIES, LABEL)
+NUMBER_TYPES = ("FP64", "FP32", "INT64", "INT32")
+VECTOR_TYPES = ("FP64", "FP32")
+_INT_RANGES = {"INT32": (-(2**31), 2**31 - 1), "INT64": (-(2**63), 2**63 - 1)}
+_TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
+_REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
+# Where the instances built from the tensors sit, for app.schema's field errors.
+LOC: Loc = ("inputs",)
+_LISTED = 5  # field errors named in one error message
+# Predictor.check_batch_size: refuses a batch over the limit before its rows are built.
+RowCheck = Callable[[int, Loc], None]
+
+
+class ProtocolError(ApiError):
+    """An ApiError answered in the protocol's shape: `{"error": "<message>"}`."""
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message}
+
+
+def protocol_error(exc: ApiError) -> ProtocolError:
+    """The same status and message, with the field errors spelled out by tensor name."""
+    if isinstance(exc, ProtocolError):
+        return exc
+    message = exc.message
+    if exc.errors:
+        listed = "; ".join(_describe(e) for e in exc.errors[:_LISTED])
+        more = (exc.error_count or len(exc.errors)) - min(len(exc.errors), _LISTED)
+        message = f"invalid input: {listed}" + (f" (and {more} more)" if more > 0 else "")
+    return ProtocolError(exc.status, exc.code, message)
+
+
+def _describe(error: FieldError) -> str:
+    """`home_team[3]: unknown value 'X' (did you mean 'Y'?)` from a loc under LOC."""
+    parts = error.loc[len(LOC) :] if error.loc[: len(LOC)] == LOC else error.loc
+    names = [p for p in parts if isinstance(p, str)]
+    index = ", ".join(str(p) for p in parts if isinstance(p, int))
+    where = f"input {names[0]!r}" if names else "request"
+    where += f" at [{index}]" if index else ""
+    hint = ""
+    if error.suggestions:
+        hint = " (did you mean " + " or ".join(repr(s) for s in error.suggestions) + "?)"
+    return f"{where}: {error.msg}{hint}"
+
+
+def invalid(message: str) -> ProtocolError:
+    return ProtocolError(422, "invalid_input", message)
+
+
+@dataclass(frozen=True, slots=True)
+class InferRequest:
+    id: str | None
+    instances: list[Any]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Tensor:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    data: list[Any]
+
+
+class Codec:
+    """Requests and answers of one model's infer endpoint."""
+
+    def __init__(self, schema: InputSchema, classes: list[str], name: str, version: str) -> None:
+        self.schema = schema
+        self.classes = classes
+        self._labels = np.array(classes, dtype=object)
+        self._head = {"model_name": name, "model_version": version}
+
+    # -- requests -----------------------------------------------------------------------
+
+    def decode(self, body: bytes, check_rows: RowCheck) -> InferRequest:
+        doc = load_json(body)
+        if not isinstance(doc, dict):
+            raise invalid("the body must be a JSON object with 'inputs'")
+        extra = sorted(set(doc) - _REQUEST_KEYS)
+        if extra:
+            raise invalid(f"unexpected request field {extra[0]!r}")
+        request_id = doc.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise invalid("'id' must be a string")
+        _check_parameters(doc.get("parameters"), "request")
+        raw_inputs = doc.get("inputs")
+        if not isinstance(raw_inputs, list) or not raw_inputs:
+            raise invalid("'inputs' must be a non-empty array of tensors")
+        tensors = [_tensor(raw, i) for i, raw in enumerate(raw_inputs)]
+        if isinstance(self.schema, RecordSchema):
+            instances = self._record(tensors, check_rows)
+        else:
+            assert isinstance(self.schema, VectorSchema)
+            instances = self._vector(tensors, check_rows)
+        return InferRequest(request_id, instances, _outputs(doc.get("outputs")))
+
+    def _names(self, tensors: list[_Tensor], expected: list[str]) -> dict[str, _Tensor]:
+        by_name: dict[str, _Tensor] = {}
+        for t in tensors:
+            if t.name in by_name:
+                raise invalid(f"input {t.name!r} is given twice")
+            if t.name not in expected:
+                raise invalid(f"unknown input {t.name!r}: this model takes {', '.join(expected)}")
+            by_name[t.name] = t
+        missing = [n for n in expected if n not in by_name]
+        if missing:
+            raise invalid(f"missing input {missing[0]!r}: this model takes {', '.join(expected)}")
+        return by_name
+
+    def _record(self, tensors: list[_Tensor], check_rows: RowCheck) -> list[Any]:
+        assert isinstance(self.schema, RecordSchema)
+        by_name = self._names(tensors, self.schema.names)
+        columns = []
+        rows: int | None = None
+        for field in self.schema.fields:
+            t = by_name[field.name]
+            allowed = ("BYTES",) if field.type == "string" else NUMBER_TYPES
+            _check_datatype(t, allowed)
+            if len(t.shape) != 1:
+                raise invalid(f"input {t.name!r}: shape must be [N], got {list(t.shape)}")
+            if rows is not None and t.shape[0] != rows:
+                raise invalid(
+                    f"input {t.name!r}: shape [{t.shape[0]}] differs from"
+                    f" the other inputs' [{rows}]"
+                )
+            rows = t.shape[0]
+            columns.append(t.data)
+        assert rows is not None
+        check_rows(rows, LOC)
+        names = self.schema.names
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+    def _vector(self, tensors: list[_Tensor], check_rows: RowCheck) -> list[Any]:
+        assert isinstance(self.schema, VectorSchema)
+        schema = self.schema
+        t = self._names(tensors, [schema.name])[schema.name]
+        _check_datatype(t, VECTOR_TYPES)
+        k = schema.length
+        if t.shape == (k,):
+            rows = 1
+        elif len(t.shape) == 2 and t.shape[1] == k:
+            rows = t.shape[0]
+        else:
+            raise invalid(f"input {t.name!r}: shape must be [N, {k}] or [{k}], got {list(t.shape)}")
+        check_rows(rows, LOC)
+        data = t.data
+        return [{schema.name: data[i * k : (i + 1) * k]} for i in range(rows)]
+
+    # -- answers ------------------------------------------------------------------------
+
+    def encode(self, request: InferRequest, scores: Scores) -> bytes:
+        rows = len(scores.winners)
+        outputs = []
+        for name in request.outputs:
+            if name == PROBABILITIES:
+                proba = np.ascontiguousarray(scores.proba, dtype=np.float64)
+                outputs.append(
+                    {
+                        "name": PROBABILITIES,
+                        "datatype": "FP64",
+                        "shape": [rows, len(self.classes)],
+                        "data": proba.ravel(),
+                    }
+                )
+            else:
+                labels = self._labels[scores.winners].tolist()
+                outputs.append(
+                    {"name": LABEL, "datatype": "BYTES", "shape": [rows], "data": labels}
+                )
+        doc: dict[str, Any] = {**self._head, "outputs": outputs}
+        if request.id is not None:
+            doc["id"] = request.id
+        return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def metadata(self, name: str, version: str) -> dict[str, Any]:
+        """The model metadata response: tensors, datatypes and shapes from the card."""
+        schema = self.schema
+        inputs: list[dict[str, Any]] = []
+        if isinstance(schema, RecordSchema):
+            for f in schema.fields:
+                tensor: dict[str, Any] = {
+                    "name": f.name,
+                    "datatype": "BYTES" if f.type == "string" else "FP64",
+                    "shape": [-1],
+                }
+                if f.enum:
+                    tensor["parameters"] = {"enum": list(f.enum)}
+                inputs.append(tensor)
+        else:
+            assert isinstance(schema, VectorSchema)
+            inputs.append(
+                {
+                    "name": schema.name,
+                    "datatype": "FP64",
+                    "shape": [-1, schema.length],
+                    "parameters": {"feature_names": schema.feature_names},
+                }
+            )
+        outputs = [
+            {
+                "name": PROBABILITIES,
+                "datatype": "FP64",
+                "shape": [-1, len(self.classes)],
+                "parameters": {"classes": self.classes},
+            },
+            {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
+        ]
+        return {
+            "name": name,
+            "versions": [version],
+            "platform": "palpite-scikit-learn",
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+
+
+def _check_parameters(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid(f"{where} 'parameters' must be an object")
+    if "binary_data_size" in value or "shared_memory_region" in value:
+        raise ProtocolError(
+            415,
+            "unsupported_media_type",
+            f"{where}: the binary data and shared memory extensions are not supported;"
+            " send tensor data as JSON",
+        )
+    return value
+
+
+def _tensor(raw: Any, index: int) -> _Tensor:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise invalid(f"inputs[{index}] must be a tensor object with a 'name'")
+    name = raw["name"]
+    extra = sorted(set(raw) - _TENSOR_KEYS)
+    if extra:
+        raise invalid(f"input {name!r}: unexpected field {extra[0]!r}")
+    _check_parameters(raw.get("parameters"), f"input {name!r}")
+    datatype, shape, data = raw.get("datatype"), raw.get("shape"), raw.get("data")
+    if not isinstance(datatype, str):
+        raise invalid(f"input {name!r}: 'datatype' must be a string")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(type(d) is int and d >= 1 for d in shape)
+    ):
+        raise invalid(f"input {name!r}: 'shape' must be a list of positive integers")
+    if not isinstance(data, list):
+        raise invalid(f"input {name!r}: 'data' must be an array")
+    flat = _flatten(data)
+    expected = math.prod(shape)
+    if len(flat) != expected:
+        raise invalid(
+            f"input {name!r}: shape {shape} needs {expected} value(s), 'data' has {len(flat)}"
+        )
+    return _Tensor(name, datatype, tuple(shape), flat)
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    """Row-major flat data, from the flat or the nested form the protocol allows."""
+    while any(type(v) is list for v in data):
+        data = list(chain.from_iterable(v if type(v) is list else (v,) for v in data))
+    return data
+
+
+def _check_datatype(t: _Tensor, allowed: tuple[str, ...]) -> None:
+    if t.datatype not in allowed:
+        raise invalid(
+            f"input {t.name!r}: datatype must be {' or '.join(allowed)}, got {t.datatype!r}"
+        )
+    span = _INT_RANGES.get(t.datatype)
+    if span is not None and not all(type(v) is int and span[0] <= v <= span[1] for v in t.data):
+        raise invalid(f"input {t.name!r}: {t.datatype} data must be integers in its range")
+
+
+def _outputs(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return OUTPUTS
+    if not isinstance(raw, list):
+        raise invalid("'outputs' must be an array")
+    names: list[str] = []
+    for i, out in enumerate(raw):
+        if not isinstance(out, dict) or not isinstance(out.get("name"), str):
+            raise invalid(f"outputs[{i}] must be an object with a 'name'")
+        if set(out) - {"name", "parameters"}:
+            raise invalid(f"output {out['name']!r}: unexpected field")
+        if out["name"] not in OUTPUTS:
+            raise invalid(f"unknown output {out['name']!r}: this model gives {', '.join(OUTPUTS)}")
+        if out["name"] not in names:
+            names.append(out["name"])
+    return tuple(names) if names else OUTPUTS

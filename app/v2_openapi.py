@@ -1,0 +1,105 @@
+"""The OpenAPI requestBody of /v2 infer, from the served bundle's input schema."""
+
+from typing import Any
+
+from app.schema import RecordSchema, VectorSchema
+from app.v2_codec import NUMBER_TYPES, OUTPUTS, VECTOR_TYPES, Codec
+
+
+def _tensor_schema(name: str, datatypes: tuple[str, ...], dims: int, item: dict) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "enum": [name]},
+            "datatype": {"type": "string", "enum": list(datatypes)},
+            "shape": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1},
+                "minItems": dims,
+                "maxItems": dims,
+            },
+            "data": {"type": "array", "items": item, "minItems": 1},
+        },
+        "required": ["name", "datatype", "shape", "data"],
+        "additionalProperties": False,
+    }
+
+
+def _inputs(codec: Codec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The `inputs` JSON Schema and a one-row example."""
+    schema = codec.schema
+    if isinstance(schema, VectorSchema):
+        row = schema.example[schema.name]
+        example = [{"name": schema.name, "datatype": "FP64", "shape": [1, len(row)], "data": row}]
+        tensor = _tensor_schema(schema.name, VECTOR_TYPES, 2, {"type": "number"})
+        tensor["properties"]["shape"]["minItems"] = 1
+        items: dict[str, Any] = tensor
+        count = 1
+    else:
+        assert isinstance(schema, RecordSchema)
+        example, tensors = [], []
+        for f in schema.fields:
+            string = f.type == "string"
+            item: dict[str, Any] = {"type": "string"} if string else {"type": "number"}
+            if f.enum:
+                item["enum"] = list(f.enum)
+            datatypes = ("BYTES",) if string else NUMBER_TYPES
+            tensors.append(_tensor_schema(f.name, datatypes, 1, item))
+            value = schema.example[f.name]
+            example.append(
+                {"name": f.name, "datatype": datatypes[0], "shape": [1], "data": [value]}
+            )
+        items = {"oneOf": tensors}
+        count = len(schema.fields)
+    inputs = {
+        "type": "array",
+        "items": items,
+        "minItems": count,
+        "maxItems": count,
+        "description": "One tensor per input of the model metadata; the batch dimension N"
+        " is the same for all of them.",
+    }
+    return inputs, example
+
+
+def infer_request_body(codec: Codec | None, batch_limit: int) -> dict[str, Any]:
+    if codec is None:
+        content: dict[str, Any] = {"schema": {"type": "object"}}
+        return {"required": True, "content": {"application/json": content}}
+    inputs, example = _inputs(codec)
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "Echoed in the answer."},
+            "parameters": {"type": "object"},
+            "inputs": inputs,
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "enum": list(OUTPUTS)},
+                        "parameters": {"type": "object"},
+                    },
+                    "required": ["name"],
+                    "additionalProperties": False,
+                },
+                "description": "The outputs to answer; all of them when absent.",
+            },
+        },
+        "required": ["inputs"],
+        "additionalProperties": False,
+        "description": f"A batch of 1 to {batch_limit} rows as input tensors (JSON data;"
+        " the binary data extension is not supported).",
+    }
+    content = {
+        "schema": schema,
+        "examples": {
+            "single": {"summary": "One row", "value": {"id": "1", "inputs": example}},
+            "label": {
+                "summary": "Only the label",
+                "value": {"inputs": example, "outputs": [{"name": "label"}]},
+            },
+        },
+    }
+    return {"required": True, "content": {"application/json": content}}
