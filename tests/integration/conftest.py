@@ -123,42 +123,35 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 StartGunicorn = Callable[..., Gunicorn]
 
 
-@pytest.fixture
-def start_gunicorn(tmp_path: Path, releases: list[Path]) -> Iterator[StartGunicorn]:
-    servers: list[Gunicorn] = []
+def launch(root: Path, bundles: list[Path], workers: int, **env: str) -> Gunicorn:
+    """gunicorn serving `bundles[0]` from `root/models/current`; not yet waited for."""
+    models = root / "models"
+    for bundle in bundles:
+        shutil.copytree(bundle, models / "releases" / bundle.name)
+    move_current(models, bundles[0].name)
+    port = free_port()
+    log, access = root / "gunicorn.log", root / "access.log"
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PALPITE_", "PROMETHEUS_"))},
+        "PALPITE_MODEL_DIR": str(models / "current"),
+        "PALPITE_BIND": f"127.0.0.1:{port}",
+        "PALPITE_WORKERS": str(workers),
+        "PALPITE_METRICS_DIR": str(root / "metrics"),
+        "PALPITE_ACCESS_LOG": str(access),
+        **env,
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(GUNICORN), "-c", "app/gunicorn.conf.py"],
+            cwd=REPO,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Gunicorn(proc, port, models, log, access, workers)
 
-    def start(workers: int = 2, **env: str) -> Gunicorn:
-        models = tmp_path / "models"
-        for bundle in releases:
-            shutil.copytree(bundle, models / "releases" / bundle.name)
-        move_current(models, releases[0].name)
-        port = free_port()
-        log, access = tmp_path / "gunicorn.log", tmp_path / "access.log"
-        full_env = {
-            **{
-                k: v for k, v in os.environ.items() if not k.startswith(("PALPITE_", "PROMETHEUS_"))
-            },
-            "PALPITE_MODEL_DIR": str(models / "current"),
-            "PALPITE_BIND": f"127.0.0.1:{port}",
-            "PALPITE_WORKERS": str(workers),
-            "PALPITE_METRICS_DIR": str(tmp_path / "metrics"),
-            "PALPITE_ACCESS_LOG": str(access),
-            **env,
-        }
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(GUNICORN), "-c", "app/gunicorn.conf.py"],
-                cwd=REPO,
-                env=full_env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        server = Gunicorn(proc, port, models, log, access, workers)
-        servers.append(server)
-        server.wait_booted(workers)
-        return server
 
-    yield start
+def stop(servers: list[Gunicorn]) -> None:
     for server in servers:
         if server.proc.poll() is None:
             server.proc.terminate()
@@ -167,6 +160,41 @@ def start_gunicorn(tmp_path: Path, releases: list[Path]) -> Iterator[StartGunico
             except subprocess.TimeoutExpired:
                 server.proc.kill()
                 server.proc.wait()
+
+
+@pytest.fixture
+def start_gunicorn(tmp_path: Path, releases: list[Path]) -> Iterator[StartGunicorn]:
+    servers: list[Gunicorn] = []
+
+    def start(workers: int = 2, **env: str) -> Gunicorn:
+        server = launch(tmp_path, releases, workers, **env)
+        servers.append(server)
+        server.wait_booted(workers)
+        return server
+
+    yield start
+    stop(servers)
+
+
+ServeBundles = Callable[..., list[Gunicorn]]
+
+
+@pytest.fixture(scope="session")
+def serve_bundles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeBundles]:
+    """One-worker servers shared by the session, one per bundle, booted side by side
+    (a boot is the slow part); a bundle asked for again gets the same server."""
+    servers: dict[Path, Gunicorn] = {}
+
+    def serve(*bundles: Path) -> list[Gunicorn]:
+        for bundle in bundles:
+            if bundle not in servers:
+                servers[bundle] = launch(tmp_path_factory.mktemp("serve"), [bundle], 1)
+        for bundle in bundles:
+            servers[bundle].wait_booted(1)
+        return [servers[b] for b in bundles]
+
+    yield serve
+    stop(list(servers.values()))
 
 
 @pytest.fixture(scope="session")
