@@ -5,7 +5,9 @@ testbed host: `nginx -t` on the Debian and the RedHat (Amazon Linux 2023) render
 security headers, static caching, gzip, the per-client rate limit (429 with JSON), the
 forwarded client address trusted only from the load balancer's network, /metrics behind an
 allow-list (403 JSON), the body limit (413 JSON), JSON 502 when gunicorn is down, and that
-nginx closes idle upstream connections before gunicorn's keep-alive would.
+nginx closes idle upstream connections before gunicorn's keep-alive would. The Open
+Inference Protocol's /v2 infer paths get the same rate limit (a regex location) and body
+limit as /predict.
 """
 
 import gzip
@@ -211,6 +213,9 @@ def configs(render_templates, tmp_path_factory) -> dict[str, dict[str, Any]]:
             nginx_real_ip_from=["127.0.0.0/8"],
             nginx_predict_rate="1r/s",
             nginx_predict_burst=2,
+            # Without the page's catch-all limit, only the prediction locations limit:
+            # the /v2 test below then shows the regex location is what does it.
+            nginx_predict_rate_limit_page_form=False,
         ),
     }
     # The production path (Amazon Linux 2023), as rendered with no override at all...
@@ -426,6 +431,31 @@ def test_predict_is_rate_limited_per_client_with_429(direct):
     # ... but the page's form POSTs (predictions) share the client's budget.
     status, _, body = direct.request("POST", "/", body=b"a=1")
     assert status == 429
+
+
+V2_INFER = ("/v2/models/clf/infer", "/v2/models/clf/versions/20261205T000000Z-0a1b2c3d/infer")
+
+
+def test_v2_infer_paths_share_the_predict_rate_limit(lb):
+    client = {"X-Forwarded-For": "203.0.113.150", "Content-Type": "application/json"}
+    for i, path in enumerate(V2_INFER):
+        client["X-Forwarded-For"] = f"203.0.113.{150 + i}"
+        statuses = [lb.request("POST", path, b"{}", client)[0] for _ in range(8)]
+        assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:], (path, statuses)
+        # The same client's /predict budget is the one it just spent.
+        assert lb.request("POST", "/predict", b"{}", client)[0] == 429
+    # GETs of the /v2 metadata and health paths, and other POSTs, are not limited.
+    client["X-Forwarded-For"] = "203.0.113.160"
+    paths = ["/v2", "/v2/health/ready", "/v2/models/clf", "/v2/models/clf/ready"]
+    assert [lb.request("GET", p, headers=client)[0] for p in paths * 3] == [200] * 12
+    assert [lb.request("POST", "/", b"a=1", client)[0] for _ in range(6)] == [200] * 6
+    assert lb.request("POST", "/v2/models/clf/infer/x", b"{}", client)[0] == 200
+
+
+def test_v2_infer_body_over_the_limit_is_a_json_413(direct):
+    for path in V2_INFER:
+        status, _, body = direct.request("POST", path, b"x" * 4096, {"Content-Type": "a/b"})
+        assert status == 413 and json.loads(body)["status"] == 413
 
 
 def test_forwarded_for_is_ignored_from_untrusted_peers(direct):
