@@ -22,6 +22,7 @@ OUTPUTS = (PROBABILITIES, LABEL)
 NUMBER_TYPES = ("FP64", "FP32", "INT64", "INT32")
 VECTOR_TYPES = ("FP64", "FP32")
 _INT_RANGES = {"INT32": (-(2**31), 2**31 - 1), "INT64": (-(2**63), 2**63 - 1)}
+_INT = {int}  # the types of a valid shape's items (bool is not int here)
 _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
 _REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
 # Where the instances built from the tensors sit, for app.schema's field errors.
@@ -97,9 +98,9 @@ class Codec:
         doc = load_json(body)
         if not isinstance(doc, dict):
             raise invalid("the body must be a JSON object with 'inputs'")
-        extra = sorted(set(doc) - _REQUEST_KEYS)
+        extra = doc.keys() - _REQUEST_KEYS
         if extra:
-            raise invalid(f"unexpected request field {extra[0]!r}")
+            raise invalid(f"unexpected request field {min(extra)!r}")
         request_id = doc.get("id")
         if request_id is not None and not isinstance(request_id, str):
             raise invalid("'id' must be a string")
@@ -254,18 +255,15 @@ def _tensor(raw: Any, index: int) -> _Tensor:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise invalid(f"inputs[{index}] must be a tensor object with a 'name'")
     name = raw["name"]
-    extra = sorted(set(raw) - _TENSOR_KEYS)
+    extra = raw.keys() - _TENSOR_KEYS
     if extra:
-        raise invalid(f"input {name!r}: unexpected field {extra[0]!r}")
-    _check_parameters(raw.get("parameters"), f"input {name!r}")
+        raise invalid(f"input {name!r}: unexpected field {min(extra)!r}")
+    if "parameters" in raw:
+        _check_parameters(raw["parameters"], f"input {name!r}")
     datatype, shape, data = raw.get("datatype"), raw.get("shape"), raw.get("data")
-    if not isinstance(datatype, str):
+    if type(datatype) is not str:
         raise invalid(f"input {name!r}: 'datatype' must be a string")
-    if (
-        not isinstance(shape, list)
-        or not shape
-        or not all(type(d) is int and d >= 1 for d in shape)
-    ):
+    if type(shape) is not list or set(map(type, shape)) != _INT or min(shape) < 1:
         raise invalid(f"input {name!r}: 'shape' must be a list of positive integers")
     if not isinstance(data, list):
         raise invalid(f"input {name!r}: 'data' must be an array")
@@ -280,7 +278,7 @@ def _tensor(raw: Any, index: int) -> _Tensor:
 
 def _flatten(data: list[Any]) -> list[Any]:
     """Row-major flat data, from the flat or the nested form the protocol allows."""
-    while any(type(v) is list for v in data):
+    while list in set(map(type, data)):
         data = list(chain.from_iterable(v if type(v) is list else (v,) for v in data))
     return data
 

@@ -25,19 +25,40 @@ def _tensor_schema(name: str, datatypes: tuple[str, ...], dims: int, item: dict)
     }
 
 
-def _inputs(codec: Codec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The `inputs` JSON Schema and a one-row example."""
+def row_tensors(codec: Codec, instance: dict[str, Any]) -> list[dict[str, Any]]:
+    """The input tensors of one native instance (`{"features": [...]}` or named fields)."""
     schema = codec.schema
     if isinstance(schema, VectorSchema):
-        row = schema.example[schema.name]
-        example = [{"name": schema.name, "datatype": "FP64", "shape": [1, len(row)], "data": row}]
+        row = instance[schema.name]
+        return [{"name": schema.name, "datatype": "FP64", "shape": [1, len(row)], "data": row}]
+    assert isinstance(schema, RecordSchema)
+    return [
+        {
+            "name": f.name,
+            "datatype": "BYTES" if f.type == "string" else "FP64",
+            "shape": [1],
+            "data": [instance[f.name]],
+        }
+        for f in schema.fields
+    ]
+
+
+def single_row_request(codec: Codec) -> dict[str, Any]:
+    """A valid one-row infer request (the schema's example), for docs and benchmarks."""
+    return {"inputs": row_tensors(codec, codec.schema.example)}
+
+
+def _inputs(codec: Codec) -> dict[str, Any]:
+    """The `inputs` JSON Schema."""
+    schema = codec.schema
+    if isinstance(schema, VectorSchema):
         tensor = _tensor_schema(schema.name, VECTOR_TYPES, 2, {"type": "number"})
         tensor["properties"]["shape"]["minItems"] = 1
         items: dict[str, Any] = tensor
         count = 1
     else:
         assert isinstance(schema, RecordSchema)
-        example, tensors = [], []
+        tensors = []
         for f in schema.fields:
             string = f.type == "string"
             item: dict[str, Any] = {"type": "string"} if string else {"type": "number"}
@@ -45,13 +66,9 @@ def _inputs(codec: Codec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 item["enum"] = list(f.enum)
             datatypes = ("BYTES",) if string else NUMBER_TYPES
             tensors.append(_tensor_schema(f.name, datatypes, 1, item))
-            value = schema.example[f.name]
-            example.append(
-                {"name": f.name, "datatype": datatypes[0], "shape": [1], "data": [value]}
-            )
         items = {"oneOf": tensors}
         count = len(schema.fields)
-    inputs = {
+    return {
         "type": "array",
         "items": items,
         "minItems": count,
@@ -59,14 +76,14 @@ def _inputs(codec: Codec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "description": "One tensor per input of the model metadata; the batch dimension N"
         " is the same for all of them.",
     }
-    return inputs, example
 
 
 def infer_request_body(codec: Codec | None, batch_limit: int) -> dict[str, Any]:
     if codec is None:
         content: dict[str, Any] = {"schema": {"type": "object"}}
         return {"required": True, "content": {"application/json": content}}
-    inputs, example = _inputs(codec)
+    inputs = _inputs(codec)
+    example = single_row_request(codec)["inputs"]
     schema = {
         "type": "object",
         "properties": {

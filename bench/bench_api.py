@@ -5,8 +5,9 @@ wrk run lasts --duration seconds). Method and results: docs/benchmarks.md, "Mode
 
 1. single predictions: max requests/s at 32 connections, the app vs a bare FastAPI
    endpoint returning a constant (bench/ceiling_app.py), same gunicorn config and workers;
-   then the same with SO_REUSEPORT. How wrk's connections spread over the workers is
-   recorded from `ss` in the middle of every run.
+   then the same with SO_REUSEPORT. The same row through the Open Inference Protocol
+   (POST /v2/models/NAME/infer) runs on the same server right after the native one.
+   How wrk's connections spread over the workers is recorded from `ss` mid-run.
 2. latency: p99 at a paced rate of half the ceiling's maximum, app vs ceiling.
 3. batches: rows/s for 10,000-row requests through the server vs the same work
    in-process on the same body, and the in-process split between the steps.
@@ -33,6 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from app.predict import Predictor  # noqa: E402
 from app.schema import compile_schema  # noqa: E402
+from app.v2_codec import Codec  # noqa: E402
+from app.v2_openapi import row_tensors  # noqa: E402
 from ml.bundle import load_bundle  # noqa: E402
 
 MODEL = REPO / ".cache" / "serve" / "models" / "current"
@@ -114,11 +117,18 @@ def connection_spread() -> list[int]:
     return sorted(pids.values(), reverse=True)
 
 
-def wrk(body: Path, connections: int, duration: int, threads: int = 2, delay_ms: float = 0) -> dict:
+def wrk(
+    body: Path,
+    connections: int,
+    duration: int,
+    threads: int = 2,
+    delay_ms: float = 0,
+    path: str = "/predict",
+) -> dict:
     env = {**os.environ, "WRK_BODY": str(body), "WRK_DELAY_MS": f"{delay_ms:.3f}"}
     cmd = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-        "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{PORT}/predict",
+        "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{PORT}{path}",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
     time.sleep(duration / 2)
@@ -155,6 +165,13 @@ def batch_body(card: dict, rows: int, seed: int = 0) -> bytes:
         {"home_team": teams[h], "away_team": teams[a]} for h, a in zip(home, away, strict=True)
     ]
     return json.dumps({"instances": instances}).encode()
+
+
+def v2_single(card: dict, instance: dict, out: Path) -> tuple[Path, str]:
+    """The V2 infer body of one native instance, and the model's infer path."""
+    codec = Codec(compile_schema(card["input_schema"]), card["classes"], card["name"], "-")
+    out.write_bytes(json.dumps({"inputs": row_tensors(codec, instance)}).encode())
+    return out, f"/v2/models/{card['name']}/infer"
 
 
 def in_process(body: bytes, seconds: float, model_dir: Path = MODEL) -> dict[str, float]:
@@ -198,9 +215,9 @@ def main() -> None:
     ) -> None:
         server = Server(app, workers, reuse, work / f"{name}.log", model)
         try:
-            for key, body, conns, threads, delay in jobs:
+            for key, body, conns, threads, delay, *path in jobs:
                 delay_ms = delay() if callable(delay) else delay
-                results[f"{name}/{key}"] = r = wrk(body, conns, d, threads, delay_ms)
+                results[f"{name}/{key}"] = r = wrk(body, conns, d, threads, delay_ms, *path)
                 print(f"{name}/{key}: {r['rps']:.0f} req/s, p99 {r['p99_us'] / 1000:.2f} ms,"
                       f" errors {r['socket_errors']}+{r['non2xx']}, spread {r['spread']}",
                       file=sys.stderr)  # fmt: skip
@@ -216,14 +233,26 @@ def main() -> None:
         return 32 / half_ceiling() * 1000  # ms between requests on each of 32 connections
 
     run("ceiling", ceiling, w, False, ("max", single, 32, 2, 0), ("paced", single, 32, 2, pace))
-    app_jobs = [("max", single, 32, 2, 0), ("paced", single, 32, 2, pace)]
+    v2_body, v2_path = v2_single(card, example, work / "v2-single.json")
+    app_jobs = [
+        ("max", single, 32, 2, 0),
+        ("v2-max", v2_body, 32, 2, 0, v2_path),
+        ("paced", single, 32, 2, pace),
+    ]
     run("app", None, w, False, *app_jobs, ("batch", batch, 2 * w, 2, 0))
     vector = vector_model()
+    vcard = load_bundle(vector).card
     vsingle = work / "vector-single.json"
-    vsingle.write_text(json.dumps({"features": [0.5, -1.0, 2.0, 0.1]}))
+    vrow = {"features": [0.5, -1.0, 2.0, 0.1]}
+    vsingle.write_text(json.dumps(vrow))
     vbatch = work / "vector-batch.json"
-    vbatch.write_bytes(batch_body(load_bundle(vector).card, 10_000))
-    vjobs = [("max", vsingle, 32, 2, 0), ("paced", vsingle, 32, 2, pace)]
+    vbatch.write_bytes(batch_body(vcard, 10_000))
+    v2_vbody, v2_vpath = v2_single(vcard, vrow, work / "v2-vector-single.json")
+    vjobs = [
+        ("max", vsingle, 32, 2, 0),
+        ("v2-max", v2_vbody, 32, 2, 0, v2_vpath),
+        ("paced", vsingle, 32, 2, pace),
+    ]
     run("vector", None, w, False, *vjobs, ("batch", vbatch, 2 * w, 2, 0), model=vector)
     run("vector-1worker", None, 1, False, ("batch", vbatch, 2, 1, 0), model=vector)
     run("app-reuseport", None, w, True, ("max", single, 32, 2, 0))
@@ -254,6 +283,9 @@ def report(r: dict[str, Any]) -> None:
     print(f"| batch rows/s, 1 worker vs in-process | {b1:,.0f} | {in_rows:,.0f} |"
           f" {b1 / in_rows:.0%} | >= 70% |")  # fmt: skip
     print(f"| batch rows/s, {r['workers']} workers (4 conns) | {b2:,.0f} | | | |")
+    a2 = r["app/v2-max"]
+    print(f"| V2 infer single, max req/s (vs native: {a2['rps'] / a['rps']:.0%}, target >= 85%)"
+          f" | {a2['rps']:,.0f} | {c['rps']:,.0f} | {a2['rps'] / c['rps']:.0%} | |")  # fmt: skip
     v, vp = r["vector/max"], r["vector/paced"]
     vin = 10_000 / r["vector_in_process_s"]["total"]
     vb1, vb2 = r["vector-1worker/batch"]["rps"] * 10_000, r["vector/batch"]["rps"] * 10_000
@@ -265,11 +297,22 @@ def report(r: dict[str, Any]) -> None:
     print(f"| batch rows/s, 1 worker vs in-process | {vb1:,.0f} | {vin:,.0f} |"
           f" {vb1 / vin:.0%} | >= 70% |")  # fmt: skip
     print(f"| batch rows/s, {r['workers']} workers (4 conns) | {vb2:,.0f} | | | |")
+    v2 = r["vector/v2-max"]
+    print(f"| V2 infer single, max req/s (vs native: {v2['rps'] / v['rps']:.0%}, target >= 85%)"
+          f" | {v2['rps']:,.0f} | {c['rps']:,.0f} | {v2['rps'] / c['rps']:.0%} | |")  # fmt: skip
     ra, rc = r["app-reuseport/max"], r["ceiling-reuseport/max"]
     print(f"| single, max req/s with SO_REUSEPORT | {ra['rps']:,.0f} | {rc['rps']:,.0f} |"
           f" {ra['rps'] / rc['rps']:.0%} | |")  # fmt: skip
     print("\nconnection spread over workers (wrk's 32 connections, from ss mid-run):")
-    keys = ("ceiling/max", "app/max", "vector/max", "app-reuseport/max", "ceiling-reuseport/max")
+    keys = (
+        "ceiling/max",
+        "app/max",
+        "app/v2-max",
+        "vector/max",
+        "vector/v2-max",
+        "app-reuseport/max",
+        "ceiling-reuseport/max",
+    )
     for key in keys:
         print(f"  {key}: {r[key]['spread']}")
     vip = r["vector_in_process_s"]
