@@ -19,6 +19,7 @@ from app.errors import ApiError, send_error
 from app.middleware import header
 from app.predict import Predictor
 from app.v2_codec import LOC, OUTPUTS, Codec, ProtocolError, protocol_error
+from app.v2_metadata import infer_request_body, model_metadata
 from app.v2_models import (
     V2ErrorOut,
     V2InferOut,
@@ -28,7 +29,6 @@ from app.v2_models import (
     V2ReadyOut,
     V2ServerOut,
 )
-from app.v2_openapi import infer_request_body
 
 INFER = "/v2/models/{name}/infer"
 INFER_VERSION = "/v2/models/{name}/versions/{version}/infer"
@@ -49,7 +49,7 @@ class ProtocolService:
             self.codec = Codec(
                 ctx.predictor.schema, ctx.predictor.classes, card["name"], self.version
             )
-            self.metadata = orjson.dumps(self.codec.metadata(card["name"], self.version))
+            self.metadata = orjson.dumps(model_metadata(self.codec, card["name"], self.version))
         self.server = orjson.dumps({"name": "palpite", "version": server_version, "extensions": []})
 
     def model(self, name: str, version: str | None) -> tuple[Predictor, Codec]:
@@ -214,7 +214,7 @@ def build_router(service: ProtocolService, batch_limit: int) -> APIRouter:
     }
 
     @router.get("/models/{name}", summary="Model metadata", **meta)
-    async def model_metadata(name: NameParam) -> Response:
+    async def get_model_metadata(name: NameParam) -> Response:
         return metadata(name)
 
     @router.get("/models/{name}/versions/{version}", summary="Model version metadata", **meta)

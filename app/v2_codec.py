@@ -22,7 +22,9 @@ OUTPUTS = (PROBABILITIES, LABEL)
 NUMBER_TYPES = ("FP64", "FP32", "INT64", "INT32")
 VECTOR_TYPES = ("FP64", "FP32")
 _INT_RANGES = {"INT32": (-(2**31), 2**31 - 1), "INT64": (-(2**63), 2**63 - 1)}
+_ONE_DIM = (1,)
 _INT = {int}  # the types of a valid shape's items (bool is not int here)
+_PLAIN_KEYS = frozenset({"name", "shape", "datatype", "data"})
 _TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
 _REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
 # Where the instances built from the tensors sit, for app.schema's field errors.
@@ -68,7 +70,7 @@ def invalid(message: str) -> ProtocolError:
     return ProtocolError(422, "invalid_input", message)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InferRequest:
     id: str | None
     instances: list[Any]
@@ -91,6 +93,16 @@ class Codec:
         self.classes = classes
         self._labels = np.array(classes, dtype=object)
         self._head = {"model_name": name, "model_version": version}
+        # What _fast accepts: per input in order, its name, datatypes and shape lengths.
+        self._plain: list[tuple[str, frozenset[str], tuple[int, ...]]] = []
+        self._names_order: list[str] = []
+        if isinstance(schema, RecordSchema):
+            self._names_order = schema.names
+            for f in schema.fields:
+                types = {"BYTES"} if f.type == "string" else {"FP64", "FP32"}
+                self._plain.append((f.name, frozenset(types), _ONE_DIM))
+        elif isinstance(schema, VectorSchema):
+            self._plain.append((schema.name, frozenset(VECTOR_TYPES), (1, 2)))
 
     # -- requests -----------------------------------------------------------------------
 
@@ -106,15 +118,61 @@ class Codec:
             raise invalid("'id' must be a string")
         _check_parameters(doc.get("parameters"), "request")
         raw_inputs = doc.get("inputs")
-        if not isinstance(raw_inputs, list) or not raw_inputs:
-            raise invalid("'inputs' must be a non-empty array of tensors")
-        tensors = [_tensor(raw, i) for i, raw in enumerate(raw_inputs)]
-        if isinstance(self.schema, RecordSchema):
-            instances = self._record(tensors, check_rows)
-        else:
-            assert isinstance(self.schema, VectorSchema)
-            instances = self._vector(tensors, check_rows)
+        instances = self._fast(raw_inputs, check_rows)
+        if instances is None:
+            if not isinstance(raw_inputs, list) or not raw_inputs:
+                raise invalid("'inputs' must be a non-empty array of tensors")
+            tensors = [_tensor(raw, i) for i, raw in enumerate(raw_inputs)]
+            if isinstance(self.schema, RecordSchema):
+                instances = self._record(tensors, check_rows)
+            else:
+                assert isinstance(self.schema, VectorSchema)
+                instances = self._vector(tensors, check_rows)
         return InferRequest(request_id, instances, _outputs(doc.get("outputs")))
+
+    def _fast(self, raw: Any, check_rows: RowCheck) -> list[Any] | None:
+        """The instances of the plain form, in a few operations: the inputs in metadata
+        order, each exactly {name, datatype, shape, data} with flat data and an FP or
+        BYTES datatype. None for anything else, which the full checks then decode (or
+        refuse): both give the same instances for what this accepts."""
+        plain = self._plain
+        if type(raw) is not list or len(raw) != len(plain):
+            return None
+        columns = []
+        rows = -1
+        for tensor, (name, datatypes, dims) in zip(raw, plain, strict=True):
+            if (
+                type(tensor) is not dict
+                or tensor.keys() != _PLAIN_KEYS
+                or tensor["name"] != name
+                or tensor["datatype"] not in datatypes
+            ):
+                return None
+            shape, data = tensor["shape"], tensor["data"]
+            if type(shape) is not list or type(data) is not list or len(shape) not in dims:
+                return None
+            if dims == _ONE_DIM:  # a record field: [N], data as is (no nesting in 1-D)
+                n = shape[0]
+                if type(n) is not int or n < 1 or len(data) != n or (rows != -1 and n != rows):
+                    return None
+            else:  # the vector: [k] or [N, k], flat data
+                if set(map(type, shape)) != _INT or min(shape) < 1:
+                    return None
+                if list in set(map(type, data)) or len(data) != math.prod(shape):
+                    return None
+                n = shape[0] if len(shape) == 2 else 1
+            rows = n
+            columns.append(data)
+        if isinstance(self.schema, VectorSchema):
+            k, data = self.schema.length, columns[0]
+            if shape[-1] != k:
+                return None
+            check_rows(rows, LOC)
+            return [{self.schema.name: data[i * k : (i + 1) * k]} for i in range(rows)]
+        check_rows(rows, LOC)
+        return [
+            dict(zip(self._names_order, row, strict=True)) for row in zip(*columns, strict=True)
+        ]
 
     def _names(self, tensors: list[_Tensor], expected: list[str]) -> dict[str, _Tensor]:
         by_name: dict[str, _Tensor] = {}
@@ -194,47 +252,6 @@ class Codec:
             doc["id"] = request.id
         return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    def metadata(self, name: str, version: str) -> dict[str, Any]:
-        """The model metadata response: tensors, datatypes and shapes from the card."""
-        schema = self.schema
-        inputs: list[dict[str, Any]] = []
-        if isinstance(schema, RecordSchema):
-            for f in schema.fields:
-                tensor: dict[str, Any] = {
-                    "name": f.name,
-                    "datatype": "BYTES" if f.type == "string" else "FP64",
-                    "shape": [-1],
-                }
-                if f.enum:
-                    tensor["parameters"] = {"enum": list(f.enum)}
-                inputs.append(tensor)
-        else:
-            assert isinstance(schema, VectorSchema)
-            inputs.append(
-                {
-                    "name": schema.name,
-                    "datatype": "FP64",
-                    "shape": [-1, schema.length],
-                    "parameters": {"feature_names": schema.feature_names},
-                }
-            )
-        outputs = [
-            {
-                "name": PROBABILITIES,
-                "datatype": "FP64",
-                "shape": [-1, len(self.classes)],
-                "parameters": {"classes": self.classes},
-            },
-            {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
-        ]
-        return {
-            "name": name,
-            "versions": [version],
-            "platform": "palpite-scikit-learn",
-            "inputs": inputs,
-            "outputs": outputs,
-        }
-
 
 def _check_parameters(value: Any, where: str) -> dict[str, Any]:
     if value is None:
@@ -267,7 +284,7 @@ def _tensor(raw: Any, index: int) -> _Tensor:
         raise invalid(f"input {name!r}: 'shape' must be a list of positive integers")
     if not isinstance(data, list):
         raise invalid(f"input {name!r}: 'data' must be an array")
-    flat = _flatten(data)
+    flat = _flatten(data) if len(shape) > 1 else data
     expected = math.prod(shape)
     if len(flat) != expected:
         raise invalid(
@@ -277,7 +294,8 @@ def _tensor(raw: Any, index: int) -> _Tensor:
 
 
 def _flatten(data: list[Any]) -> list[Any]:
-    """Row-major flat data, from the flat or the nested form the protocol allows."""
+    """Row-major flat data, from the flat or the nested form the protocol allows for a
+    tensor of two or more dimensions (a 1-D tensor's data has no nesting)."""
     while list in set(map(type, data)):
         data = list(chain.from_iterable(v if type(v) is list else (v,) for v in data))
     return data

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from app.predict import Predictor  # noqa: E402
 from app.schema import compile_schema  # noqa: E402
 from app.v2_codec import Codec  # noqa: E402
-from app.v2_openapi import row_tensors  # noqa: E402
+from app.v2_metadata import row_tensors  # noqa: E402
 from ml.bundle import load_bundle  # noqa: E402
 
 MODEL = REPO / ".cache" / "serve" / "models" / "current"

@@ -25,7 +25,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench
 from app.main import create_app  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.v2_codec import Codec  # noqa: E402
-from app.v2_openapi import single_row_request  # noqa: E402
+from app.v2_metadata import single_row_request  # noqa: E402
 from bench.ceiling_app import create_app as create_ceiling  # noqa: E402
 
 MODEL = REPO / ".cache" / "serve" / "models" / "current"

@@ -14,6 +14,7 @@ from app.errors import ApiError
 from app.predict import Scores
 from app.schema import compile_schema
 from app.v2_codec import Codec, ProtocolError, protocol_error
+from app.v2_metadata import model_metadata
 
 TEAMS_FIELD = {"name": "home_team", "type": "string", "enum": ["Flamengo", "Palmeiras"]}
 RECORD = compile_schema(
@@ -109,7 +110,7 @@ def test_outputs_select_and_encode(record_codec):
 
 
 def test_metadata_from_the_schema(record_codec, vector_codec):
-    meta = record_codec.metadata("m", "v1")
+    meta = model_metadata(record_codec, "m", "v1")
     assert meta["name"] == "m" and meta["versions"] == ["v1"]
     assert [(t["name"], t["datatype"], t["shape"]) for t in meta["inputs"]] == [
         ("home_team", "BYTES", [-1]),
@@ -119,7 +120,7 @@ def test_metadata_from_the_schema(record_codec, vector_codec):
     assert meta["inputs"][0]["parameters"] == {"enum": ["Flamengo", "Palmeiras"]}
     assert meta["outputs"][0]["shape"] == [-1, 3]
     assert meta["outputs"][0]["parameters"] == {"classes": ["home_win", "draw", "away_win"]}
-    vmeta = vector_codec.metadata("clf", "v2")
+    vmeta = model_metadata(vector_codec, "clf", "v2")
     assert vmeta["inputs"] == [
         {
             "name": "features",
@@ -311,3 +312,54 @@ def test_health_and_metadata(record_client, empty_client):
     r = infer(empty_client, "/v2/models/any/infer", {"inputs": RECORD_ROW})
     assert r.status_code == 503 and r.json()["error"].startswith("no model loaded")
     assert empty_client.get("/v2/models/any").status_code == 503
+
+
+def _reordered() -> dict:
+    body = record_body()
+    body["inputs"].reverse()
+    return body
+
+
+FAST_AND_FULL = [
+    ("record", record_body()),
+    ("record", _changed(2, datatype="FP32", data=[20.5, 31])),
+    ("record", _changed(2, datatype="INT32")),  # INT*: the full checks only
+    ("record", _reordered()),  # another order: the full checks only
+    ("record", _changed(0, parameters={})),
+    ("record", _changed(0, data=[["Flamengo"], ["Palmeiras"]])),  # nested
+    ("record", _changed(0, shape=[3])),
+    ("record", _changed(0, shape=[1], data=["Flamengo"])),
+    ("record", _changed(0, data=["Flamengo", 3])),
+    ("vector", {"inputs": [tensor("features", "FP64", [3], [1.0, 2.0, 3.0])]}),
+    ("vector", {"inputs": [tensor("features", "FP32", [2, 3], [1, 2, 3, 4, 5, 6.5])]}),
+    ("vector", {"inputs": [tensor("features", "FP32", [2, 3], [[1, 2, 3], [4, 5, 6]])]}),
+    ("vector", {"inputs": [tensor("features", "FP64", [2, 4], [0.0] * 8)]}),
+    ("vector", {"inputs": [tensor("features", "FP64", [4], [0.0] * 4)]}),
+    ("vector", {"inputs": [tensor("features", "FP64", [1, 3], [0.0] * 2)]}),
+    ("vector", {"inputs": [tensor("features", "FP64", [True, 3], [0.0] * 3)]}),
+]
+
+
+@pytest.mark.parametrize(("kind", "doc"), FAST_AND_FULL)
+def test_the_fast_path_agrees_with_the_full_checks(record_codec, vector_codec, kind, doc):
+    codec = record_codec if kind == "record" else vector_codec
+
+    def outcome(use_fast: bool) -> Any:
+        if not use_fast:
+            codec._fast = lambda raw, check: None  # type: ignore[method-assign]
+        try:
+            return decode(codec, doc).instances
+        except ProtocolError as exc:
+            return exc.status, exc.message
+        finally:
+            codec.__dict__.pop("_fast", None)
+
+    assert outcome(True) == outcome(False)
+
+
+def test_the_plain_form_takes_the_fast_path(record_codec, vector_codec):
+    plain = _changed(2, datatype="FP64")["inputs"]
+    assert record_codec._fast(plain, no_limit) == decode(record_codec, record_body()).instances
+    vector = [tensor("features", "FP32", [2, 3], [0.0] * 6)]
+    assert vector_codec._fast(vector, no_limit) == [{"features": [0.0] * 3}] * 2
+    assert vector_codec._fast([tensor("features", "FP32", [2, 4], [0.0] * 8)], no_limit) is None

@@ -1,9 +1,10 @@
-"""The OpenAPI requestBody of /v2 infer, from the served bundle's input schema."""
+"""What /v2 says about the served model, from its card's input schema and classes: the
+model metadata response, and the infer request's OpenAPI schema and examples."""
 
 from typing import Any
 
 from app.schema import RecordSchema, VectorSchema
-from app.v2_codec import NUMBER_TYPES, OUTPUTS, VECTOR_TYPES, Codec
+from app.v2_codec import LABEL, NUMBER_TYPES, OUTPUTS, PROBABILITIES, VECTOR_TYPES, Codec
 
 
 def _tensor_schema(name: str, datatypes: tuple[str, ...], dims: int, item: dict) -> dict:
@@ -120,3 +121,45 @@ def infer_request_body(codec: Codec | None, batch_limit: int) -> dict[str, Any]:
         },
     }
     return {"required": True, "content": {"application/json": content}}
+
+
+def model_metadata(codec: Codec, name: str, version: str) -> dict[str, Any]:
+    """The model metadata response: tensors, datatypes and shapes from the card."""
+    schema = codec.schema
+    inputs: list[dict[str, Any]] = []
+    if isinstance(schema, RecordSchema):
+        for f in schema.fields:
+            tensor: dict[str, Any] = {
+                "name": f.name,
+                "datatype": "BYTES" if f.type == "string" else "FP64",
+                "shape": [-1],
+            }
+            if f.enum:
+                tensor["parameters"] = {"enum": list(f.enum)}
+            inputs.append(tensor)
+    else:
+        assert isinstance(schema, VectorSchema)
+        inputs.append(
+            {
+                "name": schema.name,
+                "datatype": "FP64",
+                "shape": [-1, schema.length],
+                "parameters": {"feature_names": schema.feature_names},
+            }
+        )
+    outputs = [
+        {
+            "name": PROBABILITIES,
+            "datatype": "FP64",
+            "shape": [-1, len(codec.classes)],
+            "parameters": {"classes": codec.classes},
+        },
+        {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
+    ]
+    return {
+        "name": name,
+        "versions": [version],
+        "platform": "palpite-scikit-learn",
+        "inputs": inputs,
+        "outputs": outputs,
+    }
