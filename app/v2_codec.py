@@ -94,15 +94,16 @@ class Codec:
         self._labels = np.array(classes, dtype=object)
         self._head = {"model_name": name, "model_version": version}
         # What _fast accepts: per input in order, its name, datatypes and shape lengths.
-        self._plain: list[tuple[str, frozenset[str], tuple[int, ...]]] = []
+        # (Tuples, not sets: a datatype sent as a list must not be hashed.)
+        self._plain: list[tuple[str, tuple[str, ...], tuple[int, ...]]] = []
         self._names_order: list[str] = []
         if isinstance(schema, RecordSchema):
             self._names_order = schema.names
             for f in schema.fields:
-                types = {"BYTES"} if f.type == "string" else {"FP64", "FP32"}
-                self._plain.append((f.name, frozenset(types), _ONE_DIM))
+                types = ("BYTES",) if f.type == "string" else VECTOR_TYPES
+                self._plain.append((f.name, types, _ONE_DIM))
         elif isinstance(schema, VectorSchema):
-            self._plain.append((schema.name, frozenset(VECTOR_TYPES), (1, 2)))
+            self._plain.append((schema.name, VECTOR_TYPES, (1, 2)))
 
     # -- requests -----------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.errors import ApiError
 from app.predict import Scores
@@ -330,6 +332,8 @@ FAST_AND_FULL = [
     ("record", _changed(0, shape=[3])),
     ("record", _changed(0, shape=[1], data=["Flamengo"])),
     ("record", _changed(0, data=["Flamengo", 3])),
+    ("record", _changed(0, datatype=["BYTES"])),  # unhashable
+    ("record", _changed(0, name=["home_team"])),
     ("vector", {"inputs": [tensor("features", "FP64", [3], [1.0, 2.0, 3.0])]}),
     ("vector", {"inputs": [tensor("features", "FP32", [2, 3], [1, 2, 3, 4, 5, 6.5])]}),
     ("vector", {"inputs": [tensor("features", "FP32", [2, 3], [[1, 2, 3], [4, 5, 6]])]}),
@@ -337,6 +341,7 @@ FAST_AND_FULL = [
     ("vector", {"inputs": [tensor("features", "FP64", [4], [0.0] * 4)]}),
     ("vector", {"inputs": [tensor("features", "FP64", [1, 3], [0.0] * 2)]}),
     ("vector", {"inputs": [tensor("features", "FP64", [True, 3], [0.0] * 3)]}),
+    ("vector", {"inputs": [tensor("features", ["FP64"], [1, 3], [0.0] * 3)]}),
 ]
 
 
@@ -363,3 +368,41 @@ def test_the_plain_form_takes_the_fast_path(record_codec, vector_codec):
     vector = [tensor("features", "FP32", [2, 3], [0.0] * 6)]
     assert vector_codec._fast(vector, no_limit) == [{"features": [0.0] * 3}] * 2
     assert vector_codec._fast([tensor("features", "FP32", [2, 4], [0.0] * 8)], no_limit) is None
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_TENSOR = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["home_team", "away_team", "temperature", "features"]) | _JSON,
+        "datatype": st.sampled_from(["BYTES", "FP32", "FP64", "INT32", "INT64"]) | _JSON,
+        "shape": st.lists(st.integers(-1, 4), max_size=3) | _JSON,
+        "data": st.lists(_JSON, max_size=6) | _JSON,
+    },
+    optional={"parameters": _JSON},
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    inputs=st.lists(_TENSOR, max_size=4) | _JSON,
+    extra=st.dictionaries(st.sampled_from(["id", "outputs", "parameters", "x"]), _JSON),
+)
+def test_any_json_is_decoded_or_refused_with_an_api_error(inputs, extra):
+    body = json.dumps({"inputs": inputs, **extra}).encode()
+    for codec in (
+        Codec(RECORD, ["home_win", "draw", "away_win"], "m", "v1"),
+        Codec(VECTOR, ["no", "yes"], "clf", "v2"),
+    ):
+        try:
+            request = codec.decode(body, no_limit)
+        except ApiError as exc:
+            assert 400 <= exc.status < 500
+            assert protocol_error(exc).body()["error"]
+        else:
+            assert request.instances
