@@ -127,6 +127,10 @@ def test_output_selection_and_versioned_path(servers, clients):
     home, away = football_rows(meta, 2)
     inputs = [text_input("home_team", home), text_input("away_team", away)]
     client = clients["football"]
+    # No outputs named: the client asks for binary outputs, the server answers JSON ones.
+    everything = client.infer(meta["name"], inputs)
+    assert everything.as_numpy("probabilities").shape == (2, len(meta["classes"]))
+    assert everything.as_numpy("label").shape == (2,)
     only_label = client.infer(meta["name"], inputs, outputs=outputs("label"))
     assert only_label.as_numpy("probabilities") is None
     assert only_label.as_numpy("label").shape == (2,)
