@@ -9,7 +9,12 @@ file order, each test leaving production where the next expects it:
      door: no failed request, every host ends on the new model, none answers with the old
      one after its switch;
   4. rollback under the same load: no failed request, every host back on the old model;
-  5. an app release (new code, same model) under the same load: no failed request.
+  5. an app release (new code, same model) under the same load: no failed request;
+  6. all or none: the second host fails after the canary switched (its downloads from the
+     bucket cut off on the controller's side): the canary goes back, both end on the old
+     model, registered, production unchanged, no failed request under load;
+  7. minimum healthy: with the second host out of the target group the release refuses
+     before draining the canary; with release_min_healthy=0 it goes ahead.
 Every release writes the hosts' step timelines (release_events_dir) and the load client
 every request to .cache/e2e/release/; the numbers in docs/benchmarks.md come from there.
 
@@ -19,6 +24,7 @@ instead of the session fixture (which tears down and rebuilds from nothing).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -158,8 +164,9 @@ def release(name: str, *extra: str, playbook: str = "playbooks/release.yml") -> 
 def assert_refused(run: Run, env: Env, production: str, *needles: str) -> None:
     """The run failed, said why, and nothing changed: pointer, links, served versions."""
     assert run.result.returncode != 0, f"{run.name}: the release should have been refused"
+    output = " ".join(run.output.split())  # messages can be folded over lines
     for needle in needles:
-        assert needle in run.output, f"{run.name}: {needle!r} not in the output"
+        assert needle in output, f"{run.name}: {needle!r} not in the output"
     assert env.production()["version"] == production
     for host in env.hosts:
         assert serving(host) == production, f"{host.name} does not serve {production}"
@@ -378,10 +385,12 @@ def test_bad_bundles_are_refused_and_production_stays(env: Env, workdir: Path) -
     version = json.loads((bundle / "model_card.json").read_text())["version"]
     assert env.s3.list_objects_v2(Bucket=env.bucket, Prefix=f"models/{version}/")["KeyCount"] == 0
 
-    # Only ever the canary: drained, refused, registered again.
+    # Only ever the canary: drained, refused, registered again; the second host was never
+    # reached (no step of its own) and nothing was put back (nothing else had moved).
     for name in ("bad-checksum", "bad-libraries", "bad-smoke"):
         log = (REPO / ".cache" / "e2e" / f"release-{name}.log").read_text()
-        assert second.name not in log.split("PLAY [Roll out the model", 1)[1]
+        assert f"{second.name}: not reached" in " ".join(log.split())
+        assert "then back on" not in log
     assert model_releases(second) == second_releases
 
 
@@ -472,3 +481,103 @@ def test_app_release_under_load_fails_no_request(env: Env, workdir: Path) -> Non
     for host in env.hosts:
         assert app_release(host) == built
         assert serving(host) == model
+
+
+# ----------------------------------------------------------------- guardrails (all or none)
+
+
+@contextlib.contextmanager
+def bucket_cut_off(host: AppHost) -> Iterator[None]:
+    """The host's connections to the bucket (moto on the controller) are refused: a fault
+    made in the environment, on the controller's side of the testbed bridge."""
+    rule = ["INPUT", "-s", host.address, "-p", "tcp", "--dport", MOTO.rsplit(":", 1)[1]]
+    rule += ["-j", "REJECT", "--reject-with", "tcp-reset"]
+    subprocess.run(["iptables", "-I", *rule], check=True, timeout=30)
+    try:
+        yield
+    finally:
+        subprocess.run(["iptables", "-D", *rule], check=True, timeout=30)
+
+
+def card_teams(env: Env, version: str) -> set[str]:
+    card = env.pointer(f"models/{version}/model_card.json")
+    return set(card["input_schema"]["fields"][0]["enum"])
+
+
+def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> None:
+    pointer = env.production()
+    old, target = pointer["version"], pointer["rolled_back_from"]  # a football model, published
+    canary, second = env.hosts[0], env.hosts[1]
+    home, away = sorted(card_teams(env, old) & card_teams(env, target))[:2]
+
+    with bucket_cut_off(second):
+        run, report, _ = under_load(
+            "release-fault",
+            (home, away),
+            lambda: release("release-fault", "-e", f"release_version={target}"),
+        )
+    assert run.result.returncode != 0
+    output = " ".join(run.output.split())
+    for needle in (f"stopped on {second.name}", "(all or none)", "models/production.json"):
+        assert needle in output, needle
+    assert f"{canary.name}: moved {old} -> {target}" in output
+    # The canary moved and came back through the same flow; the second never switched.
+    steps = [e["event"] for e in run.events[canary.name]]
+    forward = ["start", "drained", "switched", "healthy", "registered"]
+    assert steps == forward + forward, steps
+    assert [e["version"] for e in run.events[canary.name]] == [target] * 5 + [old] * 5
+    assert [e["event"] for e in run.events[second.name]] == [
+        "start",
+        "drained",
+        "failed",
+        "rolled_back",
+    ]
+    assert env.production() == pointer
+    for host in env.hosts:
+        assert serving(host) == old
+        assert current_link(host) == old
+    # Zero failed requests across the whole run, through the front door.
+    summary = report.summary()
+    assert report.duration >= 30, summary
+    assert report.errors == [], report.errors[:5]
+    assert report.failures == [], [(s.status, s.path) for s in report.failures[:10]]
+    assert registered_targets() == {h.name for h in env.hosts}
+
+
+def target_group() -> tuple[Any, str]:
+    elb = boto3.client(
+        "elbv2",
+        endpoint_url=MOTO,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    [tg] = elb.describe_target_groups(Names=[f"palpite-{ENVIRONMENT}-app"])["TargetGroups"]
+    return elb, tg["TargetGroupArn"]
+
+
+def registered_targets() -> set[str]:
+    elb, arn = target_group()
+    health = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return {t["Target"]["Id"] for t in health}
+
+
+def test_too_few_healthy_hosts_refuse_and_min_healthy_zero_goes_ahead(env: Env) -> None:
+    pointer = env.production()
+    old, target = pointer["version"], pointer["rolled_back_from"]
+    canary, second = env.hosts[0], env.hosts[1]
+    elb, arn = target_group()
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": second.name}])
+
+    run = release("min-healthy", "-e", f"release_version={target}")
+    assert_refused(run, env, old, f"refused before draining {canary.name}", "release_min_healthy")
+    assert f"{second.name}: not registered, /health/ready 200" in " ".join(run.output.split())
+    assert run.events == {}  # nothing was drained
+
+    run = release("min-healthy-zero", "-e", f"release_version={target}", "-e",
+                  "release_min_healthy=0")  # fmt: skip
+    assert run.result.returncode == 0, run.output[-4000:]
+    assert env.production()["version"] == target
+    for host in env.hosts:
+        assert serving(host) == target
+    assert registered_targets() == {h.name for h in env.hosts}
