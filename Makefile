@@ -144,7 +144,7 @@ bench-api: serve-model ## Model API benchmark with wrk (~5 min; results in docs/
 # VERSION (a published model); ARGS passes more, e.g. ARGS="-i inventory/aws -e release_batch=2".
 RELEASE_SOURCE = $(if $(DATA),-e release_data=$(abspath $(DATA)))$(if $(BUNDLE),-e release_bundle=$(abspath $(BUNDLE)))$(if $(VERSION),-e release_version=$(VERSION))
 
-.PHONY: release rollback release-app
+.PHONY: release rollback release-app patch
 
 release: venv ## Roll a model out, canary first: DATA=results.csv | BUNDLE=dir | VERSION=v
 	@test -n "$(strip $(RELEASE_SOURCE))" || { echo "make release DATA=results.csv | BUNDLE=bundle-dir | VERSION=version"; exit 2; }
@@ -155,6 +155,9 @@ rollback: venv ## Roll every host back to the previous production model
 
 release-app: venv ## Roll new app code out (this tree, or APP_VERSION=v), canary first
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/release_app.yml $(if $(APP_VERSION),-e release_app_version=$(APP_VERSION)) $(ARGS)
+
+patch: venv ## OS security updates, a reboot where needed, one host at a time behind a drained target
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/patch.yml $(ARGS)
 
 # -- slow tests (not in `make test`) ---------------------------------------------------------
 .PHONY: test-slow

@@ -14,7 +14,10 @@ file order, each test leaving production where the next expects it:
      bucket cut off on the controller's side): the canary goes back, both end on the old
      model, registered, production unchanged, no failed request under load;
   7. minimum healthy: with the second host out of the target group the release refuses
-     before draining the canary; with release_min_healthy=0 it goes ahead.
+     before draining the canary; with release_min_healthy=0 it goes ahead;
+  8. a change to the service's environment applied with site.yml under load: the hosts
+     restart one at a time behind a drained target, no failed request;
+  9. `make patch` with the reboot forced, under load: the same.
 Every release writes the hosts' step timelines (release_events_dir) and the load client
 every request to .cache/e2e/release/; the numbers in docs/benchmarks.md come from there.
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -62,6 +66,7 @@ TESTBED = REPO / "tests" / "testbed" / "testbed"
 # one host takes all the traffic, so the load keeps its predictions under this rate and
 # fills the rest of its fixed rate with GETs that need the model (card, page, readiness).
 PREDICTIONS_PER_SECOND_MAX = 40.0
+ENV_FILE = "/etc/palpite/palpite.env"  # model_api_env_file
 NO_RELOAD_DROPIN = "/etc/systemd/system/palpite.service.d/zz-release-test-no-reload.conf"
 
 
@@ -581,3 +586,59 @@ def test_too_few_healthy_hosts_refuse_and_min_healthy_zero_goes_ahead(env: Env) 
     for host in env.hosts:
         assert serving(host) == target
     assert registered_targets() == {h.name for h in env.hosts}
+
+
+# ------------------------------------------- guardrails (fleet changes one host at a time)
+
+
+def assert_one_host_at_a_time(run: Run, env: Env) -> None:
+    """Each host was out of the front door from its drain to its registration, never two
+    at once."""
+    windows = sorted(
+        (run.event_time(h, "drained"), run.event_time(h, "registered")) for h in env.hosts
+    )
+    for (_, first_back), (second_out, _) in itertools.pairwise(windows):
+        assert first_back <= second_out, windows
+
+
+def test_a_configuration_change_restarts_hosts_one_at_a_time_under_load(env: Env) -> None:
+    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    home, away = card["input_schema"]["fields"][0]["enum"][:2]
+    marker = '{"model_api_extra_environment": {"PALPITE_RELEASE_TEST": "1"}}'
+    run, report, _ = under_load(
+        "configure-env",
+        (home, away),
+        lambda: release("configure-env", "-e", marker, playbook="site.yml"),
+    )
+    assert_no_failed_request(run, report, env)
+    assert_one_host_at_a_time(run, env)
+    for host in env.hosts:
+        assert [e["event"] for e in run.events[host.name]] == [
+            "start", "drained", "switched", "healthy", "registered"
+        ]  # fmt: skip
+        assert "PALPITE_RELEASE_TEST=1" in on_host(host, f"cat {ENV_FILE}")
+    # Back as it was (site.yml's second run in test_site.py expects no change), the same way.
+    restore = release("configure-env-restore", "--tags", "app", playbook="playbooks/configure.yml")
+    assert restore.result.returncode == 0, restore.output[-4000:]
+    for host in env.hosts:
+        assert "PALPITE_RELEASE_TEST" not in on_host(host, f"cat {ENV_FILE}")
+        assert [e["event"] for e in restore.events[host.name]][-1] == "registered"
+
+
+def test_patch_with_a_forced_reboot_fails_no_request(env: Env) -> None:
+    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    home, away = card["input_schema"]["fields"][0]["enum"][:2]
+    model = env.production()["version"]
+    pid1_started = {h.name: on_host(h, "cut -d' ' -f22 /proc/1/stat").strip() for h in env.hosts}
+    run, report, _ = under_load(
+        "patch",
+        (home, away),
+        lambda: release("patch", "-e", "patch_reboot=always", playbook="playbooks/patch.yml"),
+    )
+    assert_no_failed_request(run, report, env)
+    assert_one_host_at_a_time(run, env)
+    for host in env.hosts:
+        assert on_host(host, "cut -d' ' -f22 /proc/1/stat").strip() != pid1_started[host.name], (
+            f"{host.name} did not reboot"
+        )
+        assert serving(host) == model
