@@ -38,6 +38,7 @@ from ml.bundle import (
     unpack_archive,
 )
 from ml.errors import PalpiteError
+from ml.s3 import s3_client
 
 if TYPE_CHECKING:
     from ml.signing import Signer
@@ -59,16 +60,6 @@ class PresignedBundle:
     url: str
     sha256: str
     expires_in: int
-
-
-def s3_client(endpoint_url: str | None = None) -> Any:
-    """An S3 client from the standard AWS settings; `endpoint_url` overrides them."""
-    import boto3  # Lazy: train and package import this module's neighbours, not boto3.
-    from botocore.config import Config
-
-    # SigV4 presigned URLs: AWS refuses SigV2 in newer regions.
-    config = Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"})
-    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
 
 def version_prefix(prefix: str, version: str) -> str:

@@ -1,0 +1,116 @@
+"""The fleet lock and the release journal (ml/fleet_lock.py) against a real moto server.
+
+moto honours S3 conditional writes (If-None-Match on put, If-Match on delete), as S3 does.
+"""
+
+import datetime as dt
+import json
+import threading
+import time
+
+import pytest
+
+from ml import fleet_lock
+from ml.fleet_lock import FleetBusyError, Lock, acquire, release
+from ml.s3 import s3_client
+
+BUCKET = "palpite-test-artifacts"
+
+
+@pytest.fixture
+def s3(moto_server: str):
+    client = s3_client()
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+def test_a_second_run_is_refused_naming_the_holder_and_changes_nothing(s3) -> None:
+    first = acquire(s3, BUCKET, "release", "v2", holder="ana@laptop")
+    with pytest.raises(FleetBusyError) as refused:
+        acquire(s3, BUCKET, "rollback", holder="bea@ci")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("rollback refused, the fleet is busy: ana@laptop holds the fleet")
+    assert f"release v2, run {first.run_id}" in message
+    assert "make release-unlock" in message
+    held, _ = fleet_lock.read_lock(s3, BUCKET)
+    assert held == first
+
+
+def test_of_runs_started_together_exactly_one_gets_the_fleet(s3) -> None:
+    barrier = threading.Barrier(8)
+    won: list[Lock] = []
+    refused: list[str] = []
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        try:
+            won.append(acquire(s3, BUCKET, "release", f"v{i}", holder=f"run{i}@here"))
+        except FleetBusyError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(won) == 1 and len(refused) == 7
+    assert fleet_lock.read_lock(s3, BUCKET)[0] == won[0]
+    assert all(won[0].holder in message for message in refused)
+
+
+def test_only_the_holder_releases_and_then_the_fleet_is_free(s3) -> None:
+    lock = acquire(s3, BUCKET, "release", "v2")
+    assert release(s3, BUCKET, "someone-else") is False
+    assert fleet_lock.read_lock(s3, BUCKET)[0] == lock
+    assert release(s3, BUCKET, lock.run_id) is True
+    assert fleet_lock.read_lock(s3, BUCKET) is None
+    assert release(s3, BUCKET, lock.run_id) is False  # twice: nothing to do
+    acquire(s3, BUCKET, "release-app")  # free again
+
+
+def test_a_prefix_keeps_environments_apart(s3) -> None:
+    acquire(s3, BUCKET, "release", prefix="staging")
+    acquire(s3, BUCKET, "release", prefix="prod/")  # another key: not refused
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert keys == {"staging/locks/fleet.json", "prod/locks/fleet.json"}
+
+
+def test_a_stale_lock_shows_its_age_and_unlock_reports_the_unfinished_journal(
+    s3, capsys: pytest.CaptureFixture[str]
+) -> None:
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2, minutes=5)).isoformat()
+    stale = Lock("dead00000000", "ana@lost-laptop", "release", "v2", since)
+    s3.put_object(Bucket=BUCKET, Key="locks/fleet.json", Body=json.dumps(stale.__dict__))
+    fleet_lock.write_journal(
+        s3, BUCKET, stale, "v1", {"i-canary": "registered", "i-second": "drained"}
+    )
+
+    assert fleet_lock.main(["status", "--bucket", BUCKET]) == 0
+    status = capsys.readouterr().out
+    assert "ana@lost-laptop holds the fleet since" in status
+    assert "(2 h 5 min ago): release v2, run dead00000000" in status
+    assert "release v1 -> v2, NOT finished" in status
+    assert "  i-second: drained" in status
+
+    t0 = time.monotonic()
+    assert fleet_lock.main(["acquire", "--bucket", BUCKET, "--target", "v3"]) == 1
+    assert time.monotonic() - t0 < 10
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("error: release refused")
+    assert "ana@lost-laptop" in error and "2 h 5 min ago" in error
+
+    assert fleet_lock.main(["unlock", "--bucket", BUCKET]) == 0
+    out = capsys.readouterr().out
+    assert "broke the lock: ana@lost-laptop" in out
+    assert "the journal left unfinished: i-second: drained" in out
+    assert fleet_lock.read_lock(s3, BUCKET) is None
+    assert fleet_lock.main(["acquire", "--bucket", BUCKET]) == 0
+
+
+def test_a_finished_journal_leaves_nothing_unfinished() -> None:
+    journal = {"finished": True, "hosts": {"i-a": "drained"}}
+    assert fleet_lock.unfinished(journal) == []
+    assert fleet_lock.unfinished(None) == []
+    journal = {"finished": False, "hosts": {"i-a": "switched", "i-b": "not reached"}}
+    assert fleet_lock.unfinished(journal) == ["i-a: switched"]
