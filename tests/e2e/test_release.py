@@ -34,6 +34,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -67,6 +68,9 @@ TESTBED = REPO / "tests" / "testbed" / "testbed"
 # fills the rest of its fixed rate with GETs that need the model (card, page, readiness).
 PREDICTIONS_PER_SECOND_MAX = 40.0
 ENV_FILE = "/etc/palpite/palpite.env"  # model_api_env_file
+# The test bundles' input contracts differ from production's on purpose (another league's
+# clubs, or a vector model replacing a record one): the contract check would refuse them.
+BREAKING_OK = ("-e", "release_allow_breaking=true")
 NO_RELOAD_DROPIN = "/etc/systemd/system/palpite.service.d/zz-release-test-no-reload.conf"
 
 
@@ -360,7 +364,7 @@ def test_bad_bundles_are_refused_and_production_stays(env: Env, workdir: Path) -
     body = bytearray(env.s3.get_object(Bucket=env.bucket, Key=key)["Body"].read())
     body[len(body) // 2] ^= 0xFF
     env.s3.put_object(Bucket=env.bucket, Key=key, Body=bytes(body))
-    run = release("bad-checksum", "-e", f"release_version={damaged}")
+    run = release("bad-checksum", "-e", f"release_version={damaged}", *BREAKING_OK)
     assert_refused(run, env, production, f"stopped on {canary.name}", "did not match")
     assert damaged not in model_releases(canary)
 
@@ -369,13 +373,13 @@ def test_bad_bundles_are_refused_and_production_stays(env: Env, workdir: Path) -
     card = json.loads((bundle / "model_card.json").read_text())
     card["libraries"]["scikit-learn"] = "0.24.2"
     (bundle / "model_card.json").write_text(json.dumps(card, indent=2))
-    run = release("bad-libraries", "-e", f"release_bundle={bundle}")
+    run = release("bad-libraries", "-e", f"release_bundle={bundle}", *BREAKING_OK)
     assert_refused(run, env, production, f"stopped on {canary.name}", "scikit-learn mismatch")
     assert card["version"] not in model_releases(canary)
 
     # 3. Smoke prediction: it loads, but its answer to the schema's example is not usable.
     bundle = vector_bundle(workdir / "smoke", seed=103, nan_on_example=True)
-    run = release("bad-smoke", "-e", f"release_bundle={bundle}")
+    run = release("bad-smoke", "-e", f"release_bundle={bundle}", *BREAKING_OK)
     assert_refused(run, env, production, f"stopped on {canary.name}", "(unscorable_input)")
 
     # 4. Quality gate: refused at publishing, before any host is touched.
@@ -407,7 +411,12 @@ def test_canary_failing_its_health_check_rolls_back(
     second_releases = model_releases(second)
     bundle = vector_bundle(workdir / "unhealthy", seed=105)
     run = release(
-        "canary-unhealthy", "-e", f"release_bundle={bundle}", "-e", "release_health_timeout=10"
+        "canary-unhealthy",
+        "-e",
+        f"release_bundle={bundle}",
+        "-e",
+        "release_health_timeout=10",
+        *BREAKING_OK,
     )
     assert_refused(
         run, env, production, f"stopped on {canary.name}", "reports the new model", "is back on"
@@ -425,12 +434,20 @@ def test_release_under_load_fails_no_request(env: Env, workdir: Path) -> None:
     teams = sorted(set(card["input_schema"]["fields"][0]["enum"]) & last_season_teams(data))
     assert len(teams) >= 2, "the two leagues share fewer than two clubs"
 
+    # Trained on another league, the new model knows other clubs: refused before any host
+    # changes, with the contract's changes listed ...
+    refused = release(
+        "release-contract", "-e", f"release_data={data}", "-e", f"release_bundle_dir={workdir}"
+    )
+    assert_refused(refused, env, old, "breaks clients of", "removed values home_team")
+    assert refused.events == {}
+    match = re.search(r"model (\S+) breaks clients of", refused.output)
+    assert match, refused.output[-3000:]
+    # ... and rolled out, published as it is, when the release says it may break them.
     run, report, _ = under_load(
         "release",
         (teams[0], teams[1]),
-        lambda: release(
-            "release", "-e", f"release_data={data}", "-e", f"release_bundle_dir={workdir}"
-        ),
+        lambda: release("release", "-e", f"release_version={match.group(1)}", *BREAKING_OK),
     )
     new = env.production()["version"]
     assert new != old
@@ -519,7 +536,7 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
         run, report, _ = under_load(
             "release-fault",
             (home, away),
-            lambda: release("release-fault", "-e", f"release_version={target}"),
+            lambda: release("release-fault", "-e", f"release_version={target}", *BREAKING_OK),
         )
     assert run.result.returncode != 0
     output = " ".join(run.output.split())
@@ -574,13 +591,15 @@ def test_too_few_healthy_hosts_refuse_and_min_healthy_zero_goes_ahead(env: Env) 
     elb, arn = target_group()
     elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": second.name}])
 
-    run = release("min-healthy", "-e", f"release_version={target}")
+    run = release("min-healthy", "-e", f"release_version={target}", *BREAKING_OK)
     assert_refused(run, env, old, f"refused before draining {canary.name}", "release_min_healthy")
     assert f"{second.name}: not registered, /health/ready 200" in " ".join(run.output.split())
     assert run.events == {}  # nothing was drained
 
-    run = release("min-healthy-zero", "-e", f"release_version={target}", "-e",
-                  "release_min_healthy=0")  # fmt: skip
+    run = release(
+        "min-healthy-zero", "-e", f"release_version={target}", "-e", "release_min_healthy=0",
+        *BREAKING_OK,
+    )  # fmt: skip
     assert run.result.returncode == 0, run.output[-4000:]
     assert env.production()["version"] == target
     for host in env.hosts:
