@@ -311,17 +311,22 @@ def assert_zero_downtime(run: Run, report: Report, env: Env, old: str, new: str)
 # ----------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def env(request: pytest.FixtureRequest) -> Env:
-    if os.environ.get("PALPITE_E2E_EXISTING") != "1":
-        request.getfixturevalue("local_env")
-    s3 = boto3.client(
-        "s3",
+def moto_client(service: str) -> Any:
+    """A client of the local environment's moto (the emulated AWS)."""
+    return boto3.client(
+        service,
         endpoint_url=MOTO,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
+
+
+@pytest.fixture(scope="module")
+def env(request: pytest.FixtureRequest) -> Env:
+    if os.environ.get("PALPITE_E2E_EXISTING") != "1":
+        request.getfixturevalue("local_env")
+    s3 = moto_client("s3")
     [bucket] = [
         b["Name"]
         for b in s3.list_buckets()["Buckets"]
@@ -567,13 +572,7 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
 
 
 def target_group() -> tuple[Any, str]:
-    elb = boto3.client(
-        "elbv2",
-        endpoint_url=MOTO,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    elb = moto_client("elbv2")
     [tg] = elb.describe_target_groups(Names=[f"palpite-{ENVIRONMENT}-app"])["TargetGroups"]
     return elb, tg["TargetGroupArn"]
 
