@@ -233,6 +233,8 @@ def main() -> None:
         return 32 / half_ceiling() * 1000  # ms between requests on each of 32 connections
 
     run("ceiling", ceiling, w, False, ("max", single, 32, 2, 0), ("paced", single, 32, 2, pace))
+    # No framework at all: read the body, send start and body (bench/bare_asgi_app.py).
+    run("bare", "bench.bare_asgi_app:app", w, False, ("max", single, 32, 2, 0))
     v2_body, v2_path = v2_single(card, example, work / "v2-single.json")
     app_jobs = [
         ("max", single, 32, 2, 0),
@@ -300,11 +302,15 @@ def report(r: dict[str, Any]) -> None:
     v2 = r["vector/v2-max"]
     print(f"| V2 infer single, max req/s (vs native: {v2['rps'] / v['rps']:.0%}, target >= 85%)"
           f" | {v2['rps']:,.0f} | {c['rps']:,.0f} | {v2['rps'] / c['rps']:.0%} | |")  # fmt: skip
+    bare = r["bare/max"]["rps"]
+    print(f"| single, max req/s vs a bare ASGI callable ({bare:,.0f}): football, vector |"
+          f" {a['rps'] / bare:.0%}, {v['rps'] / bare:.0%} | | | >= 50% |")  # fmt: skip
     ra, rc = r["app-reuseport/max"], r["ceiling-reuseport/max"]
     print(f"| single, max req/s with SO_REUSEPORT | {ra['rps']:,.0f} | {rc['rps']:,.0f} |"
           f" {ra['rps'] / rc['rps']:.0%} | |")  # fmt: skip
     print("\nconnection spread over workers (wrk's 32 connections, from ss mid-run):")
     keys = (
+        "bare/max",
         "ceiling/max",
         "app/max",
         "app/v2-max",
