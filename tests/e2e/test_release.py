@@ -508,6 +508,13 @@ def test_app_release_under_load_fails_no_request(env: Env, workdir: Path) -> Non
     for host in env.hosts:
         assert app_release(host) == built
         assert serving(host) == model
+        # The release it replaced (whose venv the new one was copied from) still works:
+        # going back to it (a rollback, all or none) must find it whole.
+        on_host(
+            host,
+            "cd /srv/palpite/app/previous && .venv/bin/python -c"
+            " 'from importlib import metadata; assert metadata.version(\"palpite\")'",
+        )
 
 
 # ----------------------------------------------------------------- guardrails (all or none)
@@ -536,6 +543,9 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
     old, target = pointer["version"], pointer["rolled_back_from"]  # a football model, published
     canary, second = env.hosts[0], env.hosts[1]
     home, away = sorted(card_teams(env, old) & card_teams(env, target))[:2]
+    # The hosts kept the target on disk from its earlier release: the second host must
+    # download it again, and that download is what fails.
+    on_host(second, f"rm -rf /srv/palpite/models/releases/{target}")
 
     with bucket_cut_off(second):
         run, report, _ = under_load(
