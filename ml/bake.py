@@ -14,7 +14,8 @@ checks and /metrics, which say nothing about the model. Then it compares:
 
     python -m ml.bake --canary BEFORE AFTER [--baseline BEFORE AFTER ...] [limits]
 
-prints the figures and each breach; exits 0 when the canary passes, 4 when it breaches (1 when a text cannot be read).
+prints the figures and each breach; exits 0 when the canary passes, 4 when it breaches
+(1 when a text cannot be read).
 """
 
 from __future__ import annotations
