@@ -52,5 +52,5 @@ def test_slow_clients_are_cut_off_and_requests_in_flight_limited(rendered):
         "send_timeout 10s;",
     ):
         assert directive in text
-    assert "limit_conn front_door_conn 64;" in text
+    assert "limit_conn front_door_conn 256;" in text
     assert "limit_conn_status 429;" in text
