@@ -28,7 +28,7 @@ CSP = (
 )
 # ReDoc renders through styled-components, which injects <style> elements: no build of
 # it works under `style-src 'self'`. /redoc is therefore checked with inline *styles*
-# allowed (scripts stay 'self' only); docs/benchmarks.md and the README tell the proxy.
+# allowed (scripts stay 'self' only); docs/benchmarks.md and docs/api.md tell the proxy.
 CSP_REDOC = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
