@@ -34,6 +34,7 @@ APP_ROLE = "arn:aws:iam::*:role/palpite-*-app"
 APP_PROFILE = "arn:aws:iam::*:instance-profile/palpite-*-app"
 # IAM actions that would let the operator give a role (or itself) more than it has.
 ESCALATING = (
+    "iam:PutRolePolicy",  # the app role holds no policy (docs/trust.md, host credentials)
     "iam:AttachRolePolicy",
     "iam:AttachUserPolicy",
     "iam:AttachGroupPolicy",
