@@ -256,6 +256,21 @@ def test_provision_creates_then_changes_nothing(provisioned: dict) -> None:
     )
 
 
+def test_host_keys_are_accepted_on_first_use_when_the_console_holds_none(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    # moto's console output is a fixed kernel log with no SSH HOST KEY block: provision
+    # pins nothing and says so (tests/unit/test_host_keys.py parses a real-format block).
+    known_hosts = cloud.key_dir / f"{PREFIX}.known_hosts"
+    assert known_hosts.exists()
+    assert known_hosts.read_text() == ""
+    assert known_hosts.stat().st_mode & 0o777 == 0o600
+    output = " ".join(provisioned["first"].output.split())
+    assert "SSH host keys pinned now: none; accepted on first use" in output, output[-3000:]
+    instances = [i["InstanceId"] for i in _running_instances(cloud, _project_filters())]
+    assert all(i in output for i in instances)
+
+
 def _groups(cloud: Cloud) -> dict[str, dict]:
     groups = cloud.client("ec2").describe_security_groups(Filters=_project_filters())[
         "SecurityGroups"
