@@ -2,7 +2,8 @@
 # Debian packages for the testbed hosts, the local environment and the browser tests.
 # Idempotent: installs only what is missing. Needs root (CI and the dev machines are root).
 set -euo pipefail
-packages=(systemd-container debootstrap iptables zstd patchelf nginx-light wrk chromium)
+packages=(systemd-container debootstrap iptables zstd patchelf nginx-light wrk chromium
+  openssh-server)  # sshd on loopback: tests/unit/test_ssh_options.py (a changed host key)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -5,7 +5,6 @@ The tests in this module share one moto state and run in file order: bad inputs 
 created), provision twice, properties, teardown twice.
 """
 
-import fnmatch
 import json
 import os
 import re
@@ -204,6 +203,26 @@ def provisioned(cloud: Cloud) -> dict:
         "CertificateArn"
     ]
 
+    # The instance role as earlier releases left it: with a read policy on the artifacts,
+    # which provision removes (the role now grants nothing).
+    iam = cloud.client("iam")
+    iam.create_role(
+        RoleName=f"{PREFIX}-app",
+        AssumeRolePolicyDocument=(
+            REPO / "roles/aws_artifacts/files/ec2_trust_policy.json"
+        ).read_text(),
+        Tags=[{"Key": k, "Value": v} for k, v in TAGS.items()],
+    )
+    legacy_read = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+    }
+    iam.put_role_policy(
+        RoleName=f"{PREFIX}-app",
+        PolicyName=f"{PREFIX}-artifacts-read",
+        PolicyDocument=json.dumps(legacy_read),
+    )
+
     extra = json.dumps({"ssh_allowed_cidrs": [SSH_CIDR], "alb_certificate_arn": cert})
     first = cloud.playbook("provision.yml", "-e", extra)
     assert first.returncode == 0, first.output[-5000:]
@@ -235,6 +254,21 @@ def test_provision_creates_then_changes_nothing(provisioned: dict) -> None:
             }
         )
     )
+
+
+def test_host_keys_are_accepted_on_first_use_when_the_console_holds_none(
+    cloud: Cloud, provisioned: dict
+) -> None:
+    # moto's console output is a fixed kernel log with no SSH HOST KEY block: provision
+    # pins nothing and says so (tests/unit/test_host_keys.py parses a real-format block).
+    known_hosts = cloud.key_dir / f"{PREFIX}.known_hosts"
+    assert known_hosts.exists()
+    assert known_hosts.read_text() == ""
+    assert known_hosts.stat().st_mode & 0o777 == 0o600
+    output = " ".join(provisioned["first"].output.split())
+    assert "SSH host keys pinned now: none; accepted on first use" in output, output[-3000:]
+    instances = [i["InstanceId"] for i in _running_instances(cloud, _project_filters())]
+    assert all(i in output for i in instances)
 
 
 def _groups(cloud: Cloud) -> dict[str, dict]:
@@ -307,29 +341,10 @@ def test_bucket_is_versioned_encrypted_private_and_tls_only(
     assert tags.items() >= TAGS.items()
 
 
-def _allowed(statements: list[dict], action: str, resource: str, prefix: str | None = None) -> bool:
-    """Whether the Allow statements grant action on resource (IAM wildcards, s3:prefix)."""
-    for s in statements:
-        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
-        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
-        if s["Effect"] != "Allow" or "NotAction" in s or "NotResource" in s:
-            continue
-        if not any(fnmatch.fnmatchcase(action, a) for a in actions):
-            continue
-        if not any(fnmatch.fnmatchcase(resource, r) for r in resources):
-            continue
-        cond = s.get("Condition", {})
-        if cond:
-            assert set(cond) == {"StringLike"} and set(cond["StringLike"]) == {"s3:prefix"}, cond
-            patterns = cond["StringLike"]["s3:prefix"]
-            patterns = patterns if isinstance(patterns, list) else [patterns]
-            if prefix is None or not any(fnmatch.fnmatchcase(prefix, p) for p in patterns):
-                continue
-        return True
-    return False
-
-
-def test_instance_role_can_only_read_the_artifact_prefixes(cloud: Cloud, provisioned: dict) -> None:
+def test_instance_role_holds_no_permissions(cloud: Cloud, provisioned: dict) -> None:
+    # Nothing on a host uses AWS credentials: downloads go through presigned URLs made on
+    # the controller (docs/trust.md, "Host credentials"). The role and its instance profile
+    # stay, so later work adds statements without replacing instances.
     iam = cloud.client("iam")
     role = iam.get_role(RoleName=f"{PREFIX}-app")["Role"]
     trust = role["AssumeRolePolicyDocument"]
@@ -337,41 +352,9 @@ def test_instance_role_can_only_read_the_artifact_prefixes(cloud: Cloud, provisi
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "ec2.amazonaws.com"}]
     assert _tags(role).items() >= TAGS.items()
     assert iam.list_attached_role_policies(RoleName=f"{PREFIX}-app")["AttachedPolicies"] == []
-    names = iam.list_role_policies(RoleName=f"{PREFIX}-app")["PolicyNames"]
-    assert names == [f"{PREFIX}-artifacts-read"]
-    doc = iam.get_role_policy(RoleName=f"{PREFIX}-app", PolicyName=names[0])["PolicyDocument"]
-    doc = json.loads(doc) if isinstance(doc, str) else doc
-    statements = doc["Statement"]
-
-    granted = {
-        a
-        for s in statements
-        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-    }
-    assert granted == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
-
-    obj = f"arn:aws:s3:::{BUCKET}"
-    for prefix in ("models", "releases", "python"):
-        assert _allowed(statements, "s3:GetObject", f"{obj}/{prefix}/v1/model.tar.gz")
-        assert _allowed(statements, "s3:GetObjectVersion", f"{obj}/{prefix}/v1/model.tar.gz")
-        assert _allowed(statements, "s3:ListBucket", obj, prefix=f"{prefix}/v1/")
-    for action in (
-        "s3:PutObject",
-        "s3:DeleteObject",
-        "s3:DeleteObjectVersion",
-        "s3:PutBucketPolicy",
-    ):
-        assert not _allowed(statements, action, f"{obj}/models/v1/model.tar.gz")
-        assert not _allowed(statements, action, obj)
-    assert not _allowed(statements, "s3:GetObject", f"{obj}/secrets/key")
-    # The prefix itself is no object.
-    assert not _allowed(statements, "s3:GetObject", f"{obj}/models")
-    assert not _allowed(statements, "s3:ListBucket", obj, prefix="secrets/")
-    assert not _allowed(statements, "s3:ListBucket", obj, prefix=None)
-    assert not _allowed(statements, "s3:GetObject", "arn:aws:s3:::another-bucket/models/v1/x")
-    assert not _allowed(
-        statements, "s3:ListBucket", "arn:aws:s3:::another-bucket", prefix="models/"
-    )
+    # Including the read policy an earlier release left (created by the fixture).
+    assert iam.list_role_policies(RoleName=f"{PREFIX}-app")["PolicyNames"] == []
+    assert "no permissions" in role["Description"]
 
     profile = iam.get_instance_profile(InstanceProfileName=f"{PREFIX}-app")["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == [f"{PREFIX}-app"]
