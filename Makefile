@@ -144,20 +144,29 @@ bench-api: serve-model ## Model API benchmark with wrk (~5 min; results in docs/
 # VERSION (a published model); ARGS passes more, e.g. ARGS="-i inventory/aws -e release_batch=2".
 RELEASE_SOURCE = $(if $(DATA),-e release_data=$(abspath $(DATA)))$(if $(BUNDLE),-e release_bundle=$(abspath $(BUNDLE)))$(if $(VERSION),-e release_version=$(VERSION))
 
-.PHONY: release rollback release-app patch
+# The fleet-changing targets run under ml/fleet_run.py: a Ctrl-C gives the fleet lock back.
+FLEET_RUN = $(BIN)/python -m ml.fleet_run
+
+.PHONY: release rollback release-app patch release-status release-unlock
 
 release: venv ## Roll a model out, canary first: DATA=results.csv | BUNDLE=dir | VERSION=v
 	@test -n "$(strip $(RELEASE_SOURCE))" || { echo "make release DATA=results.csv | BUNDLE=bundle-dir | VERSION=version"; exit 2; }
-	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/release.yml $(RELEASE_SOURCE) $(ARGS)
+	$(ANSIBLE_ENV) $(FLEET_RUN) playbooks/release.yml $(RELEASE_SOURCE) $(ARGS)
 
 rollback: venv ## Roll every host back to the previous production model
-	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/rollback.yml $(ARGS)
+	$(ANSIBLE_ENV) $(FLEET_RUN) playbooks/rollback.yml $(ARGS)
 
 release-app: venv ## Roll new app code out (this tree, or APP_VERSION=v), canary first
-	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/release_app.yml $(if $(APP_VERSION),-e release_app_version=$(APP_VERSION)) $(ARGS)
+	$(ANSIBLE_ENV) $(FLEET_RUN) playbooks/release_app.yml $(if $(APP_VERSION),-e release_app_version=$(APP_VERSION)) $(ARGS)
 
 patch: venv ## OS security updates, a reboot where needed, one host at a time behind a drained target
-	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/patch.yml $(ARGS)
+	$(ANSIBLE_ENV) $(FLEET_RUN) playbooks/patch.yml $(ARGS)
+
+release-status: venv ## Who holds the fleet lock (since when, doing what) and the release journal
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/fleet.yml $(ARGS)
+
+release-unlock: venv ## Break a dead run's fleet lock; says what its journal left unfinished
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/fleet.yml -e fleet_command=unlock $(ARGS)
 
 # -- slow tests (not in `make test`) ---------------------------------------------------------
 .PHONY: test-slow

@@ -13,30 +13,27 @@ Released with If-Match on the lock's ETag: a run never removes a lock it does no
 `unlock` breaks a stale lock (its holder died) only when asked, and says what the journal
 left unfinished.
 
-    python -m ml.fleet_lock status  --bucket B [--prefix P]
-    python -m ml.fleet_lock acquire --bucket B --operation release --target V
-    python -m ml.fleet_lock release --bucket B --run-id ID
-    python -m ml.fleet_lock unlock  --bucket B
+The playbooks drive it through ml/fleet_cli.py; ml/fleet_run.py gives the lock back when a
+run is interrupted.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import getpass
 import json
 import socket
-import sys
 import uuid
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ml.errors import PalpiteError
-from ml.s3 import s3_client
 
 LOCK_KEY = "locks/fleet.json"
 JOURNAL_KEY = "locks/journal.json"
+# A host's phases in which it is registered and serves: before its drain (start), after it
+# is back (registered, rolled_back), or never touched.
+AT_REST = frozenset({"pending", "start", "registered", "rolled_back", "unchanged", "not reached"})
 
 
 class FleetBusyError(PalpiteError):
@@ -100,10 +97,11 @@ def acquire(
     target: str = "",
     prefix: str = "",
     holder: str | None = None,
+    run_id: str = "",
 ) -> Lock:
     """Take the fleet for one run, or raise FleetBusyError naming who has it."""
     lock = Lock(
-        run_id=uuid.uuid4().hex[:12],
+        run_id=run_id or new_run_id(),
         holder=holder or f"{getpass.getuser()}@{socket.gethostname()}",
         operation=operation,
         target=target,
@@ -128,6 +126,10 @@ def acquire(
             " `make release-status` shows its journal and `make release-unlock` breaks the lock"
         ) from None
     return lock
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def release(s3: Any, bucket: str, run_id: str, prefix: str = "") -> bool:
@@ -163,86 +165,80 @@ def read_journal(s3: Any, bucket: str, prefix: str = "") -> dict[str, Any] | Non
 
 
 def write_journal(
-    s3: Any, bucket: str, lock: Lock, previous: str, hosts: dict[str, str], prefix: str = ""
+    s3: Any,
+    bucket: str,
+    lock: Lock,
+    previous: str,
+    hosts: dict[str, str],
+    prefix: str = "",
+    target: str = "",
 ) -> dict[str, Any]:
-    """The run's journal: its target, the version it replaces, each host's phase."""
+    """The run's journal: its target (the lock's unless known better by now), the version it
+    replaces, each host's phase."""
     journal = {
         "run_id": lock.run_id,
         "operation": lock.operation,
-        "target": lock.target,
+        "target": target or lock.target,
         "previous": previous,
         "hosts": hosts,
         "finished": False,
         "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    _put_json(s3, bucket, _key(prefix, JOURNAL_KEY), journal)
+    return journal
+
+
+def set_phase(
+    s3: Any, bucket: str, run_id: str, host: str, phase: str, prefix: str = ""
+) -> dict[str, Any]:
+    """Record one host's phase in the run's journal. Conditional on the journal's ETag
+    (If-Match) and retried: hosts of one batch report at the same time."""
+    key = _key(prefix, JOURNAL_KEY)
+    for _ in range(20):
+        found = _read(s3, bucket, key)
+        if found is None or found[0]["run_id"] != run_id:
+            raise PalpiteError(f"run {run_id} has no journal at s3://{bucket}/{key}")
+        journal, etag = found
+        journal["hosts"][host] = phase
+        journal["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        try:
+            _put_json(s3, bucket, key, journal, IfMatch=etag)
+        except Exception as exc:
+            if _code(exc) in {"PreconditionFailed", "ConditionalRequestConflict"}:
+                continue
+            raise PalpiteError(f"cannot write s3://{bucket}/{key}: {exc}") from None
+        return journal
+    raise PalpiteError(f"s3://{bucket}/{key} kept changing: phase {phase} of {host} not recorded")
+
+
+def finish(s3: Any, bucket: str, run_id: str, outcome: str, prefix: str = "") -> bool:
+    """The run ended (released, or every host that moved put back): its journal records the
+    outcome and is marked finished when every host is at rest (a host whose putting back
+    failed keeps it open for the next run's reconcile); then the lock is given back."""
+    key = _key(prefix, JOURNAL_KEY)
+    found = _read(s3, bucket, key)
+    if found is not None and found[0]["run_id"] == run_id:
+        journal = found[0] | {
+            "finished": not unfinished(found[0] | {"finished": False}),
+            "outcome": outcome,
+            "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        _put_json(s3, bucket, key, journal)
+    return release(s3, bucket, run_id, prefix)
+
+
+def _put_json(s3: Any, bucket: str, key: str, body: dict[str, Any], **condition: str) -> None:
     s3.put_object(
         Bucket=bucket,
-        Key=_key(prefix, JOURNAL_KEY),
-        Body=json.dumps(journal, indent=2).encode(),
+        Key=key,
+        Body=json.dumps(body, indent=2).encode(),
         ContentType="application/json",
+        **condition,
     )
-    return journal
 
 
 def unfinished(journal: dict[str, Any] | None) -> list[str]:
     """What an interrupted run left: each host not back at rest, as 'host: phase'."""
     if not journal or journal.get("finished"):
         return []
-    at_rest = {"pending", "registered", "unchanged", "not reached"}
-    return [f"{h}: {p}" for h, p in sorted(journal["hosts"].items()) if p not in at_rest]
-
-
-# ---------------------------------------------------------------------- command line
-
-
-def _status(lock: Lock | None, journal: dict[str, Any] | None) -> str:
-    lines = [lock.describe() if lock else "the fleet is free"]
-    if journal:
-        state = "finished" if journal.get("finished") else "NOT finished"
-        lines.append(
-            f"journal of run {journal['run_id']}: {journal['operation']} {journal['previous']}"
-            f" -> {journal['target']}, {state}, updated {journal['updated']}"
-        )
-        lines += [f"  {h}: {p}" for h, p in sorted(journal["hosts"].items())]
-    return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.fleet_lock", description=__doc__)
-    parser.add_argument("command", choices=["status", "acquire", "release", "unlock"])
-    parser.add_argument("--bucket", required=True)
-    parser.add_argument("--prefix", default="", help="key prefix before locks/")
-    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (tests, moto)")
-    parser.add_argument("--operation", default="release")
-    parser.add_argument("--target", default="")
-    parser.add_argument("--run-id", default="")
-    args = parser.parse_args(argv)
-    s3 = s3_client(args.endpoint_url)
-    try:
-        if args.command == "acquire":
-            print(acquire(s3, args.bucket, args.operation, args.target, args.prefix).run_id)
-        elif args.command == "release":
-            if not release(s3, args.bucket, args.run_id, args.prefix):
-                print(
-                    f"run {args.run_id} does not hold the fleet: nothing released", file=sys.stderr
-                )
-        elif args.command == "unlock":
-            lock, journal = unlock(s3, args.bucket, args.prefix)
-            print(f"broke the lock: {lock.describe()}" if lock else "the fleet was not locked")
-            left = unfinished(journal)
-            print(
-                "the journal left unfinished: " + "; ".join(left)
-                if left
-                else "nothing left unfinished"
-            )
-        else:
-            held = read_lock(s3, args.bucket, args.prefix)
-            print(_status(held[0] if held else None, read_journal(s3, args.bucket, args.prefix)))
-    except PalpiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return [f"{h}: {p}" for h, p in sorted(journal["hosts"].items()) if p not in AT_REST]

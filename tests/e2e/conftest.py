@@ -115,6 +115,23 @@ def local_env() -> Iterator[LocalEnv]:
         teardown()
 
 
+@pytest.fixture(scope="session")
+def env(request: pytest.FixtureRequest) -> Any:
+    """The release tests' view of the environment (tests/e2e/releasing.py's Env).
+    PALPITE_E2E_EXISTING=1 uses an environment that is up already (`make demo`) instead of
+    building one from nothing."""
+    from tests.e2e.releasing import open_env  # it imports this module
+
+    if os.environ.get("PALPITE_E2E_EXISTING") != "1":
+        request.getfixturevalue("local_env")
+    return open_env()
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("release")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # site.yml's own checks first (its second run must find the state the first one left),
     # then the releases; the teardown checks end the session.

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from ml import fleet_lock
+from ml import fleet_cli, fleet_lock
+from ml.errors import PalpiteError
 from ml.fleet_lock import FleetBusyError, Lock, acquire, release
 from ml.s3 import s3_client
 
@@ -86,7 +87,7 @@ def test_a_stale_lock_shows_its_age_and_unlock_reports_the_unfinished_journal(
         s3, BUCKET, stale, "v1", {"i-canary": "registered", "i-second": "drained"}
     )
 
-    assert fleet_lock.main(["status", "--bucket", BUCKET]) == 0
+    assert fleet_cli.main(["status", "--bucket", BUCKET]) == 0
     status = capsys.readouterr().out
     assert "ana@lost-laptop holds the fleet since" in status
     assert "(2 h 5 min ago): release v2, run dead00000000" in status
@@ -94,18 +95,18 @@ def test_a_stale_lock_shows_its_age_and_unlock_reports_the_unfinished_journal(
     assert "  i-second: drained" in status
 
     t0 = time.monotonic()
-    assert fleet_lock.main(["acquire", "--bucket", BUCKET, "--target", "v3"]) == 1
+    assert fleet_cli.main(["acquire", "--bucket", BUCKET, "--target", "v3"]) == 3
     assert time.monotonic() - t0 < 10
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and error.startswith("error: release refused")
     assert "ana@lost-laptop" in error and "2 h 5 min ago" in error
 
-    assert fleet_lock.main(["unlock", "--bucket", BUCKET]) == 0
+    assert fleet_cli.main(["unlock", "--bucket", BUCKET]) == 0
     out = capsys.readouterr().out
     assert "broke the lock: ana@lost-laptop" in out
     assert "the journal left unfinished: i-second: drained" in out
     assert fleet_lock.read_lock(s3, BUCKET) is None
-    assert fleet_lock.main(["acquire", "--bucket", BUCKET]) == 0
+    assert fleet_cli.main(["acquire", "--bucket", BUCKET]) == 0
 
 
 def test_a_finished_journal_leaves_nothing_unfinished() -> None:
@@ -114,3 +115,61 @@ def test_a_finished_journal_leaves_nothing_unfinished() -> None:
     assert fleet_lock.unfinished(None) == []
     journal = {"finished": False, "hosts": {"i-a": "switched", "i-b": "not reached"}}
     assert fleet_lock.unfinished(journal) == ["i-a: switched"]
+
+
+def test_the_journal_follows_each_host_and_finishing_frees_the_fleet(
+    s3, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fleet_cli.main(["acquire", "--bucket", BUCKET, "--run-id", "run1"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"run_id": "run1", "unfinished": None}
+    begin = ["begin", "--bucket", BUCKET, "--run-id", "run1", "--target", "v2"]
+    assert fleet_cli.main([*begin, "--previous", "v1", "--hosts", "i-a,i-b"]) == 0
+    assert fleet_cli.main(["begin", "--bucket", BUCKET, "--run-id", "other"]) == 1
+    assert "run other does not hold the fleet" in capsys.readouterr().err
+
+    # Hosts of one batch report together: every phase lands (If-Match, retried).
+    barrier = threading.Barrier(2)
+
+    def report(host: str) -> None:
+        barrier.wait()
+        for phase in ("start", "drained", "switched"):
+            fleet_lock.set_phase(s3, BUCKET, "run1", host, phase)
+
+    threads = [threading.Thread(target=report, args=(h,)) for h in ("i-a", "i-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    journal = fleet_lock.read_journal(s3, BUCKET)
+    assert journal["hosts"] == {"i-a": "switched", "i-b": "switched"}
+    assert journal["target"] == "v2" and journal["previous"] == "v1"
+    assert fleet_lock.unfinished(journal) == ["i-a: switched", "i-b: switched"]
+
+    # Interrupted: the lock given back, the journal kept; the next run is told about it.
+    assert fleet_cli.main(["release", "--bucket", BUCKET, "--run-id", "run1"]) == 0
+    capsys.readouterr()
+    assert fleet_cli.main(["acquire", "--bucket", BUCKET, "--run-id", "run2"]) == 0
+    taken = json.loads(capsys.readouterr().out)
+    assert taken["unfinished"]["run_id"] == "run1"
+    assert taken["unfinished"]["hosts"]["i-b"] == "switched"
+
+    # The next run's journal keeps the hosts left out until they are back; finishing with
+    # one still out gives the fleet back but leaves the journal open ...
+    assert fleet_cli.main([*begin[:4], "run2", "--hosts", "i-a,i-b,i-c"]) == 0
+    journal = fleet_lock.read_journal(s3, BUCKET)
+    assert journal["hosts"] == {"i-a": "switched", "i-b": "switched", "i-c": "pending"}
+    fleet_lock.set_phase(s3, BUCKET, "run2", "i-a", "registered")
+    assert fleet_cli.main(["finish", "--bucket", BUCKET, "--run-id", "run2"]) == 0
+    assert fleet_lock.read_lock(s3, BUCKET) is None
+    assert fleet_lock.unfinished(fleet_lock.read_journal(s3, BUCKET)) == ["i-b: switched"]
+    # ... and a run that ends with every host at rest finishes it.
+    assert fleet_cli.main(["acquire", "--bucket", BUCKET, "--run-id", "run3"]) == 0
+    assert fleet_cli.main([*begin[:4], "run3", "--hosts", "i-a,i-b"]) == 0
+    fleet_lock.set_phase(s3, BUCKET, "run3", "i-b", "registered")
+    assert fleet_cli.main(["finish", "--bucket", BUCKET, "--run-id", "run3"]) == 0
+    assert fleet_lock.read_lock(s3, BUCKET) is None
+    journal = fleet_lock.read_journal(s3, BUCKET)
+    assert journal["finished"] is True and journal["outcome"] == "released"
+    assert fleet_lock.unfinished(journal) == []
+    with pytest.raises(PalpiteError, match="run run1 has no journal"):
+        fleet_lock.set_phase(s3, BUCKET, "run1", "i-a", "drained")

@@ -1,0 +1,162 @@
+"""Release guardrails on the local environment, after test_release.py (production on a
+football model, the one it was rolled back from still published):
+  1. all or none: the second host fails after the canary switched (its downloads from the
+     bucket cut off on the controller's side): the canary goes back, both end on the old
+     model, registered, production unchanged, no failed request under load;
+  2. minimum healthy: with the second host out of the target group the release refuses
+     before draining the canary; with release_min_healthy=0 it goes ahead;
+  3. a change to the service's environment applied with site.yml under load: the hosts
+     restart one at a time behind a drained target, no failed request;
+  4. `make patch` with the reboot forced, under load: the same.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import FRONT_DOOR
+from tests.e2e.releasing import (
+    BREAKING_OK,
+    ENV_FILE,
+    Env,
+    assert_no_failed_request,
+    assert_one_host_at_a_time,
+    assert_refused,
+    bucket_cut_off,
+    card_teams,
+    current_link,
+    model_releases,
+    on_host,
+    registered_targets,
+    release,
+    serving,
+    target_group,
+    under_load,
+    vector_bundle,
+)
+
+pytestmark = pytest.mark.testbed
+
+
+def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> None:
+    pointer = env.production()
+    old, target = pointer["version"], pointer["rolled_back_from"]  # a football model, published
+    canary, second = env.hosts[0], env.hosts[1]
+    home, away = sorted(card_teams(env, old) & card_teams(env, target))[:2]
+    # The hosts kept the target on disk from its earlier release: the second host must
+    # download it again, and that download is what fails.
+    on_host(second, f"rm -rf /srv/palpite/models/releases/{target}")
+
+    with bucket_cut_off(second):
+        run, report, _ = under_load(
+            "release-fault",
+            (home, away),
+            lambda: release("release-fault", "-e", f"release_version={target}", *BREAKING_OK),
+        )
+    assert run.result.returncode != 0
+    output = " ".join(run.output.split())
+    for needle in (f"stopped on {second.name}", "(all or none)", "models/production.json"):
+        assert needle in output, needle
+    assert f"{canary.name}: moved {old} -> {target}" in output
+    # The canary moved and came back through the same flow; the second never switched.
+    steps = [e["event"] for e in run.events[canary.name]]
+    forward = ["start", "drained", "switched", "healthy", "registered"]
+    assert steps == forward + forward, steps
+    assert [e["version"] for e in run.events[canary.name]] == [target] * 5 + [old] * 5
+    assert [e["event"] for e in run.events[second.name]] == [
+        "start",
+        "drained",
+        "failed",
+        "rolled_back",
+    ]
+    assert env.production() == pointer
+    for host in env.hosts:
+        assert serving(host) == old
+        assert current_link(host) == old
+    # Zero failed requests across the whole run, through the front door.
+    summary = report.summary()
+    assert report.duration >= 30, summary
+    assert report.errors == [], report.errors[:5]
+    assert report.failures == [], [(s.status, s.path) for s in report.failures[:10]]
+    assert registered_targets() == {h.name for h in env.hosts}
+
+
+def test_too_few_healthy_hosts_refuse_and_min_healthy_zero_goes_ahead(
+    env: Env, workdir: Path
+) -> None:
+    """With the second host out of the target group a release refuses before draining the
+    canary; with release_min_healthy=0 the same release goes ahead: it drains the canary,
+    where the bundle is refused (another scikit-learn), one run showing both the gate let
+    it through and the host's library check."""
+    production = env.production()["version"]
+    canary, second = env.hosts[0], env.hosts[1]
+    bundle = vector_bundle(workdir / "libs", seed=102)
+    card = json.loads((bundle / "model_card.json").read_text())
+    card["libraries"]["scikit-learn"] = "0.24.2"
+    (bundle / "model_card.json").write_text(json.dumps(card, indent=2))
+    elb, arn = target_group()
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": second.name}])
+    try:
+        run = release("min-healthy", "-e", f"release_bundle={bundle}", *BREAKING_OK)
+        assert_refused(
+            run, env, production, f"refused before draining {canary.name}", "release_min_healthy"
+        )
+        assert f"{second.name}: not registered, /health/ready 200" in " ".join(run.output.split())
+        assert run.events == {}  # nothing was drained
+
+        run = release(
+            "min-healthy-zero", "-e", f"release_bundle={bundle}", "-e", "release_min_healthy=0",
+            *BREAKING_OK,
+        )  # fmt: skip
+        assert_refused(run, env, production, f"stopped on {canary.name}", "scikit-learn mismatch")
+        assert [e["event"] for e in run.events[canary.name]][:2] == ["start", "drained"]
+        assert card["version"] not in model_releases(canary)
+        assert registered_targets() == {canary.name}
+    finally:
+        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": second.name}])
+    assert registered_targets() == {h.name for h in env.hosts}
+
+
+# ------------------------------------------- guardrails (fleet changes one host at a time)
+
+
+def test_a_configuration_change_restarts_hosts_one_at_a_time_under_load(env: Env) -> None:
+    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    home, away = card["input_schema"]["fields"][0]["enum"][:2]
+    marker = '{"model_api_extra_environment": {"PALPITE_RELEASE_TEST": "1"}}'
+    run, report, _ = under_load(
+        "configure-env",
+        (home, away),
+        lambda: release("configure-env", "-e", marker, playbook="site.yml"),
+    )
+    assert_no_failed_request(run, report, env)
+    assert_one_host_at_a_time(run, env)
+    for host in env.hosts:
+        assert [e["event"] for e in run.events[host.name]] == [
+            "start", "drained", "switched", "healthy", "registered"
+        ]  # fmt: skip
+        assert "PALPITE_RELEASE_TEST=1" in on_host(host, f"cat {ENV_FILE}")
+    # No way back needed: test_site.py's second site.yml ran before, the teardown follows.
+
+
+def test_patch_with_a_forced_reboot_fails_no_request(env: Env) -> None:
+    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    home, away = card["input_schema"]["fields"][0]["enum"][:2]
+    model = env.production()["version"]
+    pid1_started = {h.name: on_host(h, "cut -d' ' -f22 /proc/1/stat").strip() for h in env.hosts}
+    run, report, _ = under_load(
+        "patch",
+        (home, away),
+        lambda: release("patch", "-e", "patch_reboot=always", playbook="playbooks/patch.yml"),
+    )
+    assert_no_failed_request(run, report, env)
+    assert_one_host_at_a_time(run, env)
+    for host in env.hosts:
+        assert on_host(host, "cut -d' ' -f22 /proc/1/stat").strip() != pid1_started[host.name], (
+            f"{host.name} did not reboot"
+        )
+        assert serving(host) == model
