@@ -231,12 +231,17 @@ def front_door_max(teams: tuple[str, str]) -> dict[str, Any]:
 
 
 def under_load(
-    name: str, teams: tuple[str, str], action: Any
+    name: str,
+    teams: tuple[str, str],
+    action: Any,
+    *,
+    mix: Any = None,
 ) -> tuple[Run, Report, dict[str, Any]]:
-    """Run `action` while sending half of the front door's maximum; log both."""
+    """Run `action` while sending half of the front door's maximum; log both. `mix(rate)`
+    gives the requests to cycle through (default: load_requests for `teams`)."""
     maximum = front_door_max(teams)
     rate = max(5.0, maximum["ok_per_second"] / 2)
-    requests = load_requests(*teams, rate=rate)
+    requests = mix(rate) if mix else load_requests(*teams, rate=rate)
     load = LoadClient(
         FRONT_DOOR, rate, requests, min_seconds=30, max_seconds=900, concurrency=200
     ).start()

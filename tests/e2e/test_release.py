@@ -143,6 +143,13 @@ def test_release_under_load_fails_no_request(env: Env, workdir: Path) -> None:
     assert new != old
     assert_zero_downtime(run, report, env, old, new)
     assert env.production()["history"][0]["version"] == old
+    # The canary passed its bake on the load's traffic, and the figures were printed.
+    canary = env.hosts[0]
+    [baked] = [e for e in run.events[canary.name] if e["event"] == "baked"]
+    assert re.match(r"canary: \d+ requests, 0 5xx \(0\.00%\), p99 <= ", baked["detail"]), baked
+    assert "; old hosts: " in baked["detail"], baked
+    assert f"bake of {canary.name} on {new}" in " ".join(run.output.split())
+    assert "baked" not in [e["event"] for e in run.events[env.hosts[1].name]]
 
 
 def test_rollback_under_load_fails_no_request(env: Env) -> None:

@@ -65,8 +65,8 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
     # The canary moved and came back through the same flow; the second never switched.
     steps = [e["event"] for e in run.events[canary.name]]
     forward = ["start", "drained", "switched", "healthy", "registered"]
-    assert steps == forward + forward, steps
-    assert [e["version"] for e in run.events[canary.name]] == [target] * 5 + [old] * 5
+    assert steps == [*forward, "baked", *forward], steps  # baked: it passed the bake
+    assert [e["version"] for e in run.events[canary.name]] == [target] * 6 + [old] * 5
     assert [e["event"] for e in run.events[second.name]] == [
         "start",
         "drained",

@@ -91,6 +91,9 @@ def test_a_slow_canary_breaches_the_limit_and_the_comparison() -> None:
     canary = window(Host(), lambda h: h.serve(200, 0.2))
     _, breaches = judge(canary, old, Limits())
     assert breaches == ["p99 0.25 s vs the old hosts' 0.025 s: more than 2x"]
+    # One bucket up (0.025 -> 0.05 s) is within a histogram's resolution: no breach.
+    canary = window(Host(), lambda h: h.serve(200, 0.03))
+    assert judge(canary, old, Limits())[1] == []
 
 
 def test_a_gate_never_passes_on_no_data_unless_told() -> None:
