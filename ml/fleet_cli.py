@@ -44,6 +44,8 @@ def status_text(lock: Lock | None, journal: dict[str, Any] | None) -> str:
             f" -> {journal['target']}, {state}{outcome}, updated {journal['updated']}"
         )
         lines += [f"  {h}: {p}" for h, p in sorted(journal["hosts"].items())]
+        if journal.get("contract"):
+            lines.append(f"input contract: {journal['contract']}")
     return "\n".join(lines)
 
 
@@ -73,9 +75,12 @@ def _begin(s3: Any, args: argparse.Namespace) -> None:
         for host, phase in earlier["hosts"].items():
             if phase not in fleet_lock.AT_REST:
                 hosts[host] = phase
-    fleet_lock.write_journal(
+    journal = fleet_lock.write_journal(
         s3, args.bucket, held[0], args.previous, hosts, args.prefix, target=args.target
     )
+    if args.contract:  # what the new model changes for production's clients (ml.card_diff)
+        fleet_lock.annotate(s3, args.bucket, args.run_id, {"contract": args.contract}, args.prefix)
+        journal["contract"] = args.contract
 
 
 def _unlock(s3: Any, args: argparse.Namespace) -> None:
@@ -127,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target", default="")
     parser.add_argument("--previous", default="")
     parser.add_argument("--hosts", default="", help="comma-separated inventory names")
+    parser.add_argument("--contract", default="", help="the input-contract changes (begin)")
     parser.add_argument("--host", default="")
     parser.add_argument("--phase", default="")
     parser.add_argument("--outcome", default="released")

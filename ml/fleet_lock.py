@@ -24,6 +24,7 @@ import getpass
 import json
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -191,15 +192,29 @@ def write_journal(
 def set_phase(
     s3: Any, bucket: str, run_id: str, host: str, phase: str, prefix: str = ""
 ) -> dict[str, Any]:
-    """Record one host's phase in the run's journal. Conditional on the journal's ETag
-    (If-Match) and retried: hosts of one batch report at the same time."""
+    """Record one host's phase in the run's journal."""
+    return _update(s3, bucket, run_id, prefix, lambda j: j["hosts"].__setitem__(host, phase))
+
+
+def annotate(
+    s3: Any, bucket: str, run_id: str, fields: dict[str, Any], prefix: str = ""
+) -> dict[str, Any]:
+    """Add top-level fields to the run's journal (e.g. the input-contract changes)."""
+    return _update(s3, bucket, run_id, prefix, lambda j: j.update(fields))
+
+
+def _update(
+    s3: Any, bucket: str, run_id: str, prefix: str, change: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Change the run's journal, conditional on its ETag (If-Match) and retried: hosts of
+    one batch report at the same time."""
     key = _key(prefix, JOURNAL_KEY)
     for _ in range(20):
         found = _read(s3, bucket, key)
         if found is None or found[0]["run_id"] != run_id:
             raise PalpiteError(f"run {run_id} has no journal at s3://{bucket}/{key}")
         journal, etag = found
-        journal["hosts"][host] = phase
+        change(journal)
         journal["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
             _put_json(s3, bucket, key, journal, IfMatch=etag)
@@ -208,7 +223,7 @@ def set_phase(
                 continue
             raise PalpiteError(f"cannot write s3://{bucket}/{key}: {exc}") from None
         return journal
-    raise PalpiteError(f"s3://{bucket}/{key} kept changing: phase {phase} of {host} not recorded")
+    raise PalpiteError(f"s3://{bucket}/{key} kept changing: the journal was not updated")
 
 
 def finish(s3: Any, bucket: str, run_id: str, outcome: str, prefix: str = "") -> bool:

@@ -123,7 +123,9 @@ def test_the_journal_follows_each_host_and_finishing_frees_the_fleet(
     assert fleet_cli.main(["acquire", "--bucket", BUCKET, "--run-id", "run1"]) == 0
     assert json.loads(capsys.readouterr().out) == {"run_id": "run1", "unfinished": None}
     begin = ["begin", "--bucket", BUCKET, "--run-id", "run1", "--target", "v2"]
-    assert fleet_cli.main([*begin, "--previous", "v1", "--hosts", "i-a,i-b"]) == 0
+    contract = ["--contract", "removed values home_team: 'Bahia'"]
+    assert fleet_cli.main([*begin, "--previous", "v1", "--hosts", "i-a,i-b", *contract]) == 0
+    assert fleet_lock.read_journal(s3, BUCKET)["contract"] == "removed values home_team: 'Bahia'"
     assert fleet_cli.main(["begin", "--bucket", BUCKET, "--run-id", "other"]) == 1
     assert "run other does not hold the fleet" in capsys.readouterr().err
 
