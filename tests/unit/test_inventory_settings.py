@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -68,7 +69,29 @@ WANTED = [
     "aws_loadbalancer_certificate_arn",
     "model_api_aws_region",
     "pyenv_prebuilt_aws_region",
+    "artifact_key_prefix",
+    "model_api_artifact_prefix",
+    "pyenv_prebuilt_prefix",
+    "pointer_keys",
 ]
+
+
+def _pointer_keys() -> dict[str, str]:
+    """The production pointer's key as site.yml's first release looks for it and as a
+    release writes it: the templates, read from the playbooks, resolved by the harness."""
+    first = yaml.safe_load((REPO / "playbooks/first_release.yml").read_text())
+    settle = yaml.safe_load((REPO / "playbooks/tasks/fleet_settle.yml").read_text())
+    prepare = yaml.safe_load((REPO / "playbooks/tasks/release_prepare.yml").read_text())
+    [facts] = [t["ansible.builtin.set_fact"] for t in settle if "ansible.builtin.set_fact" in t]
+    [pointer] = [
+        t["ansible.builtin.set_fact"]["release_pointer_key"]
+        for t in prepare
+        if "release_pointer_key" in t.get("ansible.builtin.set_fact", {})
+    ]
+    return {
+        "first_release": first[0]["vars"]["first_release_pointer"],
+        "release": pointer.replace("{{ release_key_prefix }}", facts["release_key_prefix"]),
+    }
 
 
 def resolve(tmp_path: Path, inventory: str, user_settings: str = "") -> dict:
@@ -91,6 +114,7 @@ def resolve(tmp_path: Path, inventory: str, user_settings: str = "") -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PALPITE_"))}
     env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     extra = {
+        "pointer_keys": _pointer_keys(),
         "role_default_files": roles,
         "wanted": wanted,
         "out": str(out),
@@ -156,3 +180,17 @@ def test_the_local_inventory_overrides_only_what_differs(tmp_path: Path, user: s
     assert got["aws_preflight_ssh_allowed_cidrs"] == ["10.231.0.1/32"]
     assert got["aws_preflight_instance_type"] == "t3.small"  # from the AWS settings
     assert got["aws_preflight_load_balancer_enabled"] is (count > 1)
+
+
+@pytest.mark.parametrize("prefix", ["team-a", "team-a/"])
+def test_a_key_prefix_means_the_same_keys_everywhere(tmp_path: Path, prefix: str) -> None:
+    """With or without its trailing slash: first_release.yml once concatenated a prefix
+    without one and looked for another key than the release writes (a retrain per run)."""
+    got = resolve(tmp_path, "aws", f"artifact_prefix: {prefix}\n")
+    assert got["artifact_key_prefix"] == got["model_api_artifact_prefix"] == "team-a/"
+    assert got["pyenv_prebuilt_prefix"] == "team-a/python"
+    assert got["pointer_keys"] == {
+        "first_release": "team-a/models/production.json",
+        "release": "team-a/models/production.json",
+    }
+    assert resolve(tmp_path / "none", "aws")["pointer_keys"]["release"] == "models/production.json"
