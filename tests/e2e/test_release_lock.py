@@ -9,8 +9,10 @@ paced load through the front door as the other release tests, every request logg
      reconciles (the canary registered first) and finishes. No failed request.
   2. a release of A killed with SIGKILL (playbook and wrapper) mid-rollout: the lock stays,
      the next release is refused naming the dead holder, `make release-unlock` breaks it
-     and says what the journal left, and `make rollback` reconciles and goes back to what
-     production.json names (B), not to its history. No failed request.
+     and says what the journal left, and `make release` of A reconciles (the canary the
+     dead run drained registered first) and finishes. No failed request.
+  3. the same SIGINT as in 1 during a release of B, then `make rollback`: reconciled, and
+     every host back on what production.json names (A), not on its history (B).
 """
 
 from __future__ import annotations
@@ -170,14 +172,14 @@ def test_one_run_at_a_time_and_an_interrupted_release_is_finished(env: Env) -> N
     assert_no_failure(report)
 
 
-def test_a_dead_run_keeps_the_lock_until_unlocked_and_rollback_undoes_it(env: Env) -> None:
+def test_a_dead_run_keeps_the_lock_until_unlocked_and_is_then_finished(env: Env) -> None:
     pointer = env.production()
     production, earlier = pointer["version"], pointer["history"][0]["version"]
     canary = env.hosts[0]
     home, away = sorted(card_teams(env, production) & card_teams(env, earlier))[:2]
     seen: dict[str, Any] = {}
 
-    def killed_then_rolled_back() -> Run:
+    def killed_then_finished() -> Run:
         dead = start_wrapped(
             "lock-killed", "playbooks/release.yml", "-e", f"release_version={earlier}", *BREAKING_OK
         )
@@ -192,9 +194,11 @@ def test_a_dead_run_keeps_the_lock_until_unlocked_and_rollback_undoes_it(env: En
         seen["unlock"] = run_playbook(
             "playbooks/fleet.yml", "-e", "fleet_command=unlock", log="release-lock-unlock.log"
         )
-        return release("lock-rollback", playbook="playbooks/rollback.yml")
+        return release(
+            "lock-release-after-unlock", "-e", f"release_version={earlier}", *BREAKING_OK
+        )
 
-    run, report, _ = under_load("lock-killed", (home, away), killed_then_rolled_back)
+    run, report, _ = under_load("lock-killed", (home, away), killed_then_finished)
     stale = seen["stale"]
     assert stale is not None and stale["operation"] == "release"
     refused = seen["refused"]
@@ -212,8 +216,36 @@ def test_a_dead_run_keeps_the_lock_until_unlocked_and_rollback_undoes_it(env: En
     assert run.result.returncode == 0, run.output[-4000:]
     output = " ".join(run.output.split())
     assert f"{canary.name} ({seen['phase']} when the run stopped): serves" in output
-    # Back to what production.json names, which the dead run never moved: not its history.
+    assert env.production()["version"] == earlier
+    assert_fleet_at_rest(env, earlier)
+    assert_no_failure(report)
+    print(json.dumps({k: v for k, v in seen.items() if k.endswith("seconds")}))
+
+
+def test_an_interrupted_release_is_undone_by_rollback(env: Env) -> None:
+    pointer = env.production()
+    production, earlier = pointer["version"], pointer["history"][0]["version"]
+    canary = env.hosts[0]
+    home, away = sorted(card_teams(env, production) & card_teams(env, earlier))[:2]
+    seen: dict[str, Any] = {}
+
+    def interrupted_then_rolled_back() -> Run:
+        args = ("-e", f"release_version={earlier}", *BREAKING_OK)
+        run = start_wrapped("lock-interrupted-rollback", "playbooks/release.yml", *args)
+        wait_until_out_of_rotation(env, canary.name, run)
+        os.killpg(run.process.pid, signal.SIGINT)
+        seen["code"] = run.process.wait(timeout=120)
+        seen["lock"] = lock(env)
+        seen["phase"] = journal(env)["hosts"][canary.name]
+        return release("lock-rollback", playbook="playbooks/rollback.yml")
+
+    run, report, _ = under_load("lock-rollback", (home, away), interrupted_then_rolled_back)
+    assert seen["code"] != 0 and seen["lock"] is None
+    assert run.result.returncode == 0, run.output[-4000:]
+    output = " ".join(run.output.split())
+    assert f"{canary.name} ({seen['phase']} when the run stopped): serves" in output
+    # Back to what production.json names, which the interrupted run never moved; not to
+    # its history (which names the version the interrupted run was releasing).
     assert env.production()["version"] == production
     assert_fleet_at_rest(env, production)
     assert_no_failure(report)
-    print(json.dumps({k: v for k, v in seen.items() if k.endswith("seconds")}))
