@@ -106,6 +106,24 @@ def wait_until_out_of_rotation(env: Env, host: str, run: Wrapped) -> str:
     raise AssertionError(f"{host} never left rotation in {run.name}")
 
 
+def stop_out_of_rotation(env: Env, run: Wrapped, host: str, signum: int) -> dict[str, Any]:
+    """Send `signum` to the run's process group (SIGINT: a terminal's Ctrl-C; SIGKILL: the
+    controller dies) once `host` is out of rotation; what the run left behind."""
+    wait_until_out_of_rotation(env, host, run)
+    os.killpg(run.process.pid, signum)
+    code = run.process.wait(timeout=120)
+    left = journal(env)
+    return {"code": code, "lock": lock(env), "journal": left, "phase": left["hosts"][host]}
+
+
+def production_and_the_one_before(env: Env) -> tuple[str, str, tuple[str, str]]:
+    """Production's version, the one before it (history), and two clubs both know."""
+    pointer = env.production()
+    production, earlier = pointer["version"], pointer["history"][0]["version"]
+    home, away = sorted(card_teams(env, production) & card_teams(env, earlier))[:2]
+    return production, earlier, (home, away)
+
+
 def assert_fleet_at_rest(env: Env, version: str) -> None:
     for host in env.hosts:
         assert serving(host) == version, host.name
@@ -142,12 +160,7 @@ def test_one_run_at_a_time_and_an_interrupted_release_is_finished(env: Env) -> N
         seen["refused_after"] = time.monotonic() - loser.started
         seen["loser"], seen["loser_code"] = loser.output(), loser.process.returncode
         seen["holder"] = lock(env)
-        seen["phase"] = wait_until_out_of_rotation(env, canary.name, winner)
-        os.killpg(winner.process.pid, signal.SIGINT)  # a terminal's Ctrl-C
-        seen["winner_code"] = winner.process.wait(timeout=120)
-        seen["lock_after_sigint"] = lock(env)
-        seen["journal_after_sigint"] = journal(env)
-        seen["phase"] = journal(env)["hosts"][canary.name]
+        seen.update(stop_out_of_rotation(env, winner, canary.name, signal.SIGINT))
         return release("lock-finish", *args)
 
     run, report, _ = under_load("lock-interrupted", (home, away), interrupted_then_finished)
@@ -156,10 +169,9 @@ def test_one_run_at_a_time_and_an_interrupted_release_is_finished(env: Env) -> N
     assert "release refused, the fleet is busy" in seen["loser"]
     assert seen["holder"]["run_id"] in seen["loser"]
     assert "drained" not in seen["loser"]  # it never reached a host
-    assert seen["winner_code"] != 0
-    assert seen["lock_after_sigint"] is None  # the wrapper gave it back ...
-    left = seen["journal_after_sigint"]
-    assert left["finished"] is False  # ... and kept the journal
+    assert seen["code"] != 0
+    assert seen["lock"] is None  # the wrapper gave it back ...
+    assert seen["journal"]["finished"] is False  # ... and kept the journal
     assert seen["phase"] in OUT_OF_ROTATION
 
     assert run.result.returncode == 0, run.output[-4000:]
@@ -173,21 +185,15 @@ def test_one_run_at_a_time_and_an_interrupted_release_is_finished(env: Env) -> N
 
 
 def test_a_dead_run_keeps_the_lock_until_unlocked_and_is_then_finished(env: Env) -> None:
-    pointer = env.production()
-    production, earlier = pointer["version"], pointer["history"][0]["version"]
+    _, earlier, (home, away) = production_and_the_one_before(env)
     canary = env.hosts[0]
-    home, away = sorted(card_teams(env, production) & card_teams(env, earlier))[:2]
     seen: dict[str, Any] = {}
 
     def killed_then_finished() -> Run:
         dead = start_wrapped(
             "lock-killed", "playbooks/release.yml", "-e", f"release_version={earlier}", *BREAKING_OK
         )
-        seen["phase"] = wait_until_out_of_rotation(env, canary.name, dead)
-        os.killpg(dead.process.pid, signal.SIGKILL)  # the controller dies
-        dead.process.wait(timeout=30)
-        seen["stale"] = lock(env)
-        seen["phase"] = journal(env)["hosts"][canary.name]
+        seen.update(stop_out_of_rotation(env, dead, canary.name, signal.SIGKILL))
         start = time.monotonic()
         seen["refused"] = release("lock-refused", "-e", f"release_version={earlier}")
         seen["refused_seconds"] = time.monotonic() - start
@@ -199,7 +205,7 @@ def test_a_dead_run_keeps_the_lock_until_unlocked_and_is_then_finished(env: Env)
         )
 
     run, report, _ = under_load("lock-killed", (home, away), killed_then_finished)
-    stale = seen["stale"]
+    stale = seen["lock"]  # nobody gave it back
     assert stale is not None and stale["operation"] == "release"
     refused = seen["refused"]
     assert refused.result.returncode != 0
@@ -223,20 +229,14 @@ def test_a_dead_run_keeps_the_lock_until_unlocked_and_is_then_finished(env: Env)
 
 
 def test_an_interrupted_release_is_undone_by_rollback(env: Env) -> None:
-    pointer = env.production()
-    production, earlier = pointer["version"], pointer["history"][0]["version"]
+    production, earlier, (home, away) = production_and_the_one_before(env)
     canary = env.hosts[0]
-    home, away = sorted(card_teams(env, production) & card_teams(env, earlier))[:2]
     seen: dict[str, Any] = {}
 
     def interrupted_then_rolled_back() -> Run:
         args = ("-e", f"release_version={earlier}", *BREAKING_OK)
         run = start_wrapped("lock-interrupted-rollback", "playbooks/release.yml", *args)
-        wait_until_out_of_rotation(env, canary.name, run)
-        os.killpg(run.process.pid, signal.SIGINT)
-        seen["code"] = run.process.wait(timeout=120)
-        seen["lock"] = lock(env)
-        seen["phase"] = journal(env)["hosts"][canary.name]
+        seen.update(stop_out_of_rotation(env, run, canary.name, signal.SIGINT))
         return release("lock-rollback", playbook="playbooks/rollback.yml")
 
     run, report, _ = under_load("lock-rollback", (home, away), interrupted_then_rolled_back)

@@ -80,9 +80,7 @@ def _pointer_keys() -> dict[str, str]:
     """The production pointer's key as site.yml's first release looks for it and as a
     release writes it: the templates, read from the playbooks, resolved by the harness."""
     first = yaml.safe_load((REPO / "playbooks/first_release.yml").read_text())
-    settle = yaml.safe_load((REPO / "playbooks/tasks/fleet_settle.yml").read_text())
     prepare = yaml.safe_load((REPO / "playbooks/tasks/release_prepare.yml").read_text())
-    [facts] = [t["ansible.builtin.set_fact"] for t in settle if "ansible.builtin.set_fact" in t]
     [pointer] = [
         t["ansible.builtin.set_fact"]["release_pointer_key"]
         for t in prepare
@@ -90,7 +88,7 @@ def _pointer_keys() -> dict[str, str]:
     ]
     return {
         "first_release": first[0]["vars"]["first_release_pointer"],
-        "release": pointer.replace("{{ release_key_prefix }}", facts["release_key_prefix"]),
+        "release": pointer,
     }
 
 
