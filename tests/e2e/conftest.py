@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -26,6 +27,9 @@ LOG_DIR = REPO / ".cache" / "e2e"
 # hosts' addresses come from the inventory: the testbed hands them out.
 FRONT_DOOR = f"http://10.231.0.{os.environ.get('PALPITE_LOCAL_FRONT_DOOR_INDEX') or 2}"
 TEARDOWN_CONFIRM = "palpite-local"
+# Every firewall rule a fault test adds on the controller carries this comment, so that a
+# run killed inside a fault (its `finally` never ran) cannot leave the next run cut off.
+FAULT_COMMENT = "palpite-e2e-fault"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,17 @@ def inventory_app_hosts() -> list[AppHost]:
     return [AppHost(h, _unsafe(hostvars[h]["ansible_host"])) for h in data["app"]["hosts"]]
 
 
+def clear_faults() -> None:
+    """Delete the firewall rules fault tests left behind (see FAULT_COMMENT)."""
+    listed = subprocess.run(
+        ["iptables", "-S"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    for rule in listed.splitlines():
+        args = shlex.split(rule)  # iptables -S quotes a comment only when it must
+        if args[:1] == ["-A"] and FAULT_COMMENT in args:
+            subprocess.run(["iptables", "-D", *args[1:]], check=True, timeout=30)
+
+
 def teardown() -> subprocess.CompletedProcess[str]:
     return run_playbook(
         "playbooks/teardown.yml", "-e", f"teardown_confirm={TEARDOWN_CONFIRM}", log="teardown.log"
@@ -101,7 +116,9 @@ def teardown() -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def local_env() -> Iterator[LocalEnv]:
-    # A leftover environment from an interrupted run would hide what site.yml does from nothing.
+    # A leftover environment (or fault) from an interrupted run would hide what site.yml
+    # does from nothing.
+    clear_faults()
     teardown()
     try:
         start = time.monotonic()
@@ -112,6 +129,7 @@ def local_env() -> Iterator[LocalEnv]:
         yield LocalEnv(url=FRONT_DOOR, app_hosts=inventory_app_hosts(), site_seconds=seconds)
     finally:
         # Also after a failed site.yml: nothing may outlive the session.
+        clear_faults()
         teardown()
 
 

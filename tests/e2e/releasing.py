@@ -33,7 +33,14 @@ from sklearn.preprocessing import FunctionTransformer
 
 from ml.bundle import write_bundle
 from ml.publish import publish_bundle
-from tests.e2e.conftest import FRONT_DOOR, REPO, AppHost, inventory_app_hosts, run_playbook
+from tests.e2e.conftest import (
+    FAULT_COMMENT,
+    FRONT_DOOR,
+    REPO,
+    AppHost,
+    inventory_app_hosts,
+    run_playbook,
+)
 from tests.e2e.loadclient import LoadClient, Report, Request, measure_max
 
 # The local environment's addresses (inventory/local: the same environment variables).
@@ -350,7 +357,8 @@ def bucket_cut_off(host: AppHost) -> Iterator[None]:
     """The host's connections to the bucket (moto on the controller) are refused: a fault
     made in the environment, on the controller's side of the testbed bridge."""
     rule = ["INPUT", "-s", host.address, "-p", "tcp", "--dport", MOTO.rsplit(":", 1)[1]]
-    rule += ["-j", "REJECT", "--reject-with", "tcp-reset"]
+    rule += ["-m", "comment", "--comment", FAULT_COMMENT, "-j", "REJECT"]
+    rule += ["--reject-with", "tcp-reset"]
     subprocess.run(["iptables", "-I", *rule], check=True, timeout=30)
     try:
         yield
