@@ -3,7 +3,8 @@
 # Idempotent: installs only what is missing. Needs root (CI and the dev machines are root).
 set -euo pipefail
 packages=(systemd-container debootstrap iptables zstd patchelf nginx-light wrk chromium
-  openssh-server)  # sshd on loopback: tests/unit/test_ssh_options.py (a changed host key)
+  openssh-server  # sshd on loopback: tests/unit/test_ssh_options.py (a changed host key)
+  libnss3-tools curl)  # certutil: Chromium trusts the local CA as a user would (tests/browser.py)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,5 +1,8 @@
 """Headless Chromium for the browser tests: Debian's own, never a downloaded browser."""
 
+import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright
@@ -18,8 +21,24 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".cache" / "artifacts"
 
 
-def launch_chromium(playwright: Playwright) -> Browser:
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+def launch_chromium(playwright: Playwright, trusted_ca: Path | None = None) -> Browser:
+    """Chromium; with `trusted_ca`, trusting that CA the way a user adds one on Linux: in
+    the NSS database of the browser's home (a temporary one), with certutil. Nothing that
+    ignores certificate errors."""
+    env = None
+    if trusted_ca is not None:
+        home = Path(tempfile.mkdtemp(prefix="palpite-chromium-"))
+        nssdb = f"sql:{home}/.pki/nssdb"
+        (home / ".pki" / "nssdb").mkdir(parents=True)
+        for args in (
+            ["-N", "--empty-password"],
+            ["-A", "-n", "palpite local CA", "-t", "C,,", "-i", str(trusted_ca)],
+        ):
+            subprocess.run(["certutil", "-d", nssdb, *args], check=True, timeout=60)
+        env = {**os.environ, "HOME": str(home)}
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, env=env
+    )
 
 
 # Chromium's notes about the transport, not faults of the page: served over plain HTTP

@@ -8,9 +8,11 @@ leaves behind; the finalizer here tears down again in case that module did not r
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
+import ssl
 import subprocess
 import sys
 import time
@@ -19,13 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LOG_DIR = REPO / ".cache" / "e2e"
 # The front door's address (inventory/local: the same environment variable). The app
 # hosts' addresses come from the inventory: the testbed hands them out.
-FRONT_DOOR = f"http://10.231.0.{os.environ.get('PALPITE_LOCAL_FRONT_DOOR_INDEX') or 2}"
+FRONT_DOOR_ADDRESS = f"10.231.0.{os.environ.get('PALPITE_LOCAL_FRONT_DOOR_INDEX') or 2}"
+# HTTPS with the project's own CA (roles/local_ca), trusted as a user would: --cacert.
+FRONT_DOOR = f"https://{FRONT_DOOR_ADDRESS}"
+LOCAL_CA = REPO / ".local-ca" / "ca.crt"
 TEARDOWN_CONFIRM = "palpite-local"
 # Every firewall rule a fault test adds on the controller carries this comment, so that a
 # run killed inside a fault (its `finally` never ran) cannot leave the next run cut off.
@@ -47,6 +53,20 @@ class LocalEnv:
     url: str
     app_hosts: list[AppHost]
     site_seconds: float
+
+
+@functools.cache
+def front_door_tls() -> ssl.SSLContext:
+    """A client context trusting the local CA only (site.yml made it: call after that)."""
+    return ssl.create_default_context(cafile=LOCAL_CA)
+
+
+def front_door_request(method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request through the front door over HTTPS, trusting the local CA only."""
+    kwargs.setdefault("timeout", 10)
+    return httpx.request(
+        method, f"{FRONT_DOOR}{path}", verify=front_door_tls(), trust_env=False, **kwargs
+    )
 
 
 def ansible_env() -> dict[str, str]:

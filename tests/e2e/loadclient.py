@@ -15,13 +15,14 @@ that cannot go out (more than `concurrency` in flight, or the client itself more
 Each request uses a new connection by default (many independent clients, as behind a load
 balancer); `keepalive=True` reuses connections.
 
+    tls = ssl.create_default_context(cafile=".local-ca/ca.crt")  # the local CA
     predict = Request("POST", "/predict", {"home_team": "A", "away_team": "B"})
-    with LoadClient("http://10.231.0.2", 100, [predict], max_seconds=300, min_seconds=30) as load:
+    with LoadClient("https://10.231.0.2", 100, [predict], max_seconds=300, tls=tls) as load:
         ...                            # the release
     report = load.report               # after the block: stopped, every request finished
 
 CLI (measures, then runs at a rate):
-    python -m tests.e2e.loadclient http://10.231.0.2 --measure 5 --seconds 30 --out log.jsonl
+    python -m tests.e2e.loadclient https://10.231.0.2 --cacert .local-ca/ca.crt --measure 5 --seconds 30
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import argparse
 import asyncio
 import json
 import math
+import ssl
 import statistics
 import sys
 import threading
@@ -143,14 +145,21 @@ class Report:
                 out.write(json.dumps(asdict(s)) + "\n")
 
 
-def _client(base_url: str, timeout: float, keepalive: bool, concurrency: int) -> httpx.AsyncClient:
+def _client(
+    base_url: str, timeout: float, keepalive: bool, concurrency: int, tls: ssl.SSLContext | None
+) -> httpx.AsyncClient:
     limits = httpx.Limits(
         max_connections=concurrency, max_keepalive_connections=concurrency if keepalive else 0
     )
     headers = {} if keepalive else {"Connection": "close"}
     # trust_env=False: never a proxy from the environment; only the given address is contacted.
     return httpx.AsyncClient(
-        base_url=base_url, timeout=timeout, limits=limits, headers=headers, trust_env=False
+        base_url=base_url,
+        timeout=timeout,
+        limits=limits,
+        headers=headers,
+        trust_env=False,
+        verify=tls or True,
     )
 
 
@@ -184,6 +193,7 @@ class LoadClient:
         timeout: float = 15.0,
         max_lag: float = 1.0,
         keepalive: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if rate <= 0 or max_seconds <= 0 or not requests:
             raise ValueError("rate and max_seconds must be positive, requests not empty")
@@ -197,6 +207,7 @@ class LoadClient:
         self.timeout = timeout
         self.max_lag = max_lag
         self.keepalive = keepalive
+        self.tls = tls  # HTTPS: the context trusting the server's CA (None: the system's)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._report: Report | None = None
@@ -245,7 +256,9 @@ class LoadClient:
         started = time.time()
         report = Report(self.rate, started, started)
         tasks: set[asyncio.Task[None]] = set()
-        async with _client(self.base_url, self.timeout, self.keepalive, self.concurrency) as client:
+        async with _client(
+            self.base_url, self.timeout, self.keepalive, self.concurrency, self.tls
+        ) as client:
             for seq in range(self.max_requests):
                 due = started + seq * interval
                 if due - started >= self.max_seconds:
@@ -276,6 +289,7 @@ def measure_max(
     seconds: float = 5.0,
     concurrency: int = 16,
     keepalive: bool = False,
+    tls: ssl.SSLContext | None = None,
 ) -> dict[str, Any]:
     """Closed loop: `concurrency` workers back to back for `seconds`; successful requests/s."""
 
@@ -302,7 +316,7 @@ def measure_max(
                 except httpx.HTTPError as exc:
                     other[type(exc).__name__] += 1
 
-        async with _client(base_url, 15.0, keepalive, concurrency) as client:
+        async with _client(base_url, 15.0, keepalive, concurrency, tls) as client:
             start = time.monotonic()
             deadline = start + seconds
             await asyncio.gather(*(worker(n) for n in range(concurrency)))
@@ -321,7 +335,7 @@ def measure_max(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loadclient", description=__doc__.splitlines()[0])
-    parser.add_argument("url", help="base URL, e.g. http://10.231.0.2")
+    parser.add_argument("url", help="base URL, e.g. https://10.231.0.2")
     parser.add_argument("--path", default="/health/ready")
     parser.add_argument("--method", default="GET")
     parser.add_argument("--json", default=None, help="request body (JSON text)")
@@ -330,11 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="req/s (default: half the max)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keepalive", action="store_true")
+    parser.add_argument("--cacert", type=Path, help="HTTPS: trust this CA (PEM) only")
     parser.add_argument("--out", type=Path, help="write every request as JSON lines")
     args = parser.parse_args(argv)
     body = json.loads(args.json) if args.json else None
     requests = [Request(args.method, args.path, body)]
     rate = args.rate
+    tls = ssl.create_default_context(cafile=args.cacert) if args.cacert else None
     if args.measure:
         result = measure_max(
             args.url,
@@ -342,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds=args.measure,
             concurrency=args.concurrency,
             keepalive=args.keepalive,
+            tls=tls,
         )
         print(json.dumps({"max": result}))
         rate = rate or result["ok_per_second"] / 2
@@ -350,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.seconds > 600:
         parser.error("--seconds is capped at 600")
     load = LoadClient(
-        args.url, rate, requests, max_seconds=args.seconds, keepalive=args.keepalive
+        args.url, rate, requests, max_seconds=args.seconds, keepalive=args.keepalive, tls=tls
     ).start()
     report = load.join()
     print(json.dumps(report.summary()))

@@ -38,6 +38,7 @@ from tests.e2e.conftest import (
     FRONT_DOOR,
     REPO,
     AppHost,
+    front_door_tls,
     inventory_app_hosts,
     run_playbook,
 )
@@ -233,7 +234,9 @@ def front_door_max(teams: tuple[str, str]) -> dict[str, Any]:
     (the hosts and the mix's shape do not change between releases; 5 s each time adds up)."""
     if not _MAXIMUM:
         mix = load_requests(*teams, rate=0)
-        _MAXIMUM.update(measure_max(FRONT_DOOR, mix, seconds=5, concurrency=16))
+        _MAXIMUM.update(
+            measure_max(FRONT_DOOR, mix, seconds=5, concurrency=16, tls=front_door_tls())
+        )
     return dict(_MAXIMUM)
 
 
@@ -250,7 +253,13 @@ def under_load(
     rate = max(5.0, maximum["ok_per_second"] / 2)
     requests = mix(rate) if mix else load_requests(*teams, rate=rate)
     load = LoadClient(
-        FRONT_DOOR, rate, requests, min_seconds=30, max_seconds=900, concurrency=200
+        FRONT_DOOR,
+        rate,
+        requests,
+        min_seconds=30,
+        max_seconds=900,
+        concurrency=200,
+        tls=front_door_tls(),
     ).start()
     try:
         run = action()

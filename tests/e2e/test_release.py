@@ -25,10 +25,9 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import FRONT_DOOR, REPO
+from tests.e2e.conftest import REPO, front_door_request
 from tests.e2e.releasing import (
     BREAKING_OK,
     OUT,
@@ -120,7 +119,7 @@ def test_canary_failing_its_health_check_rolls_back(env: Env, workdir: Path) -> 
 def test_release_under_load_fails_no_request(env: Env, workdir: Path) -> None:
     old = env.production()["version"]
     data = league_csv(workdir / "league-seed5.csv", seed=5)
-    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    card = front_door_request("GET", "/model").json()
     teams = sorted(set(card["input_schema"]["fields"][0]["enum"]) & last_season_teams(data))
     assert len(teams) >= 2, "the two leagues share fewer than two clubs"
 
@@ -155,7 +154,7 @@ def test_release_under_load_fails_no_request(env: Env, workdir: Path) -> None:
 def test_rollback_under_load_fails_no_request(env: Env) -> None:
     pointer = env.production()
     new, old = pointer["version"], pointer["history"][0]["version"]
-    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    card = front_door_request("GET", "/model").json()
     home, away = card["input_schema"]["fields"][0]["enum"][:2]
 
     run, report, _ = under_load(
@@ -180,7 +179,7 @@ def test_app_release_under_load_fails_no_request(env: Env, workdir: Path) -> Non
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     readme = (REPO / "README.md").read_text()
     (source / "README.md").write_text(readme + f"\n<!-- app release test {time.time()} -->\n")
-    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    card = front_door_request("GET", "/model").json()
     home, away = card["input_schema"]["fields"][0]["enum"][:2]
 
     run, report, _ = under_load(
@@ -218,7 +217,7 @@ def test_an_app_release_failing_after_the_canary_switched_puts_every_host_back(e
     model, running = env.production()["version"], env.latest_app()["version"]
     earlier = Path(on_host(canary, "readlink /srv/palpite/app/previous").strip()).name
     assert earlier != running
-    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    card = front_door_request("GET", "/model").json()
     home, away = card["input_schema"]["fields"][0]["enum"][:2]
     canary_steps = OUT / "release-app-fault" / "events" / f"{canary.name}.jsonl"
     broke: list[bool] = []

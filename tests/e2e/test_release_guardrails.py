@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import FRONT_DOOR
+from tests.e2e.conftest import front_door_request
 from tests.e2e.releasing import (
     BREAKING_OK,
     ENV_FILE,
@@ -125,7 +124,7 @@ def test_too_few_healthy_hosts_refuse_and_min_healthy_zero_goes_ahead(
 
 
 def test_a_configuration_change_restarts_hosts_one_at_a_time_under_load(env: Env) -> None:
-    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    card = front_door_request("GET", "/model").json()
     home, away = card["input_schema"]["fields"][0]["enum"][:2]
     marker = '{"model_api_extra_environment": {"PALPITE_RELEASE_TEST": "1"}}'
     run, report, _ = under_load(
@@ -144,7 +143,7 @@ def test_a_configuration_change_restarts_hosts_one_at_a_time_under_load(env: Env
 
 
 def test_patch_with_a_forced_reboot_fails_no_request(env: Env) -> None:
-    card = httpx.get(f"{FRONT_DOOR}/model", timeout=10, trust_env=False).json()
+    card = front_door_request("GET", "/model").json()
     home, away = card["input_schema"]["fields"][0]["enum"][:2]
     model = env.production()["version"]
     pid1_started = {h.name: on_host(h, "cut -d' ' -f22 /proc/1/stat").strip() for h in env.hosts}

@@ -11,12 +11,19 @@ import subprocess
 import sys
 import time
 
-import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.browser import ARTIFACTS, launch_chromium, watch_console
-from tests.e2e.conftest import REPO, LocalEnv, assert_ok, run_playbook
+from tests.e2e.conftest import (
+    FRONT_DOOR_ADDRESS,
+    LOCAL_CA,
+    REPO,
+    LocalEnv,
+    assert_ok,
+    front_door_request,
+    run_playbook,
+)
 
 pytestmark = pytest.mark.testbed
 
@@ -24,23 +31,23 @@ TESTBED = REPO / "tests" / "testbed" / "testbed"
 FRONT_DOOR_HOST = "palpite-local-front-door"
 
 
-def two_teams(url: str) -> tuple[str, str]:
-    card = httpx.get(f"{url}/model", timeout=10).json()
+def two_teams() -> tuple[str, str]:
+    card = front_door_request("GET", "/model", timeout=10).json()
     home, away = card["input_schema"]["fields"][:2]
     return home["enum"][0], away["enum"][1]
 
 
 def test_health_ready_names_the_production_model(local_env: LocalEnv) -> None:
-    response = httpx.get(f"{local_env.url}/health/ready", timeout=10)
+    response = front_door_request("GET", "/health/ready", timeout=10)
     assert response.status_code == 200
-    card = httpx.get(f"{local_env.url}/model", timeout=10).json()
+    card = front_door_request("GET", "/model", timeout=10).json()
     assert response.json()["model_version"] == card["version"]
 
 
 def test_single_and_batch_predictions(local_env: LocalEnv) -> None:
-    home, away = two_teams(local_env.url)
-    single = httpx.post(
-        f"{local_env.url}/predict", json={"home_team": home, "away_team": away}, timeout=10
+    home, away = two_teams()
+    single = front_door_request(
+        "POST", "/predict", json={"home_team": home, "away_team": away}, timeout=10
     )
     assert single.status_code == 200
     [prediction] = single.json()["predictions"]
@@ -49,31 +56,92 @@ def test_single_and_batch_predictions(local_env: LocalEnv) -> None:
     assert single.headers["x-model-version"] == single.json()["model_version"]
 
     instances = [{"home_team": home, "away_team": away}, {"home_team": away, "away_team": home}]
-    batch = httpx.post(f"{local_env.url}/predict", json={"instances": instances * 50}, timeout=30)
+    batch = front_door_request("POST", "/predict", json={"instances": instances * 50}, timeout=30)
     assert batch.status_code == 200
     assert len(batch.json()["predictions"]) == 100
 
 
 def test_bad_input_is_a_4xx_through_the_proxy(local_env: LocalEnv) -> None:
-    home, _ = two_teams(local_env.url)
-    same = httpx.post(
-        f"{local_env.url}/predict", json={"home_team": home, "away_team": home}, timeout=10
+    home, _ = two_teams()
+    same = front_door_request(
+        "POST", "/predict", json={"home_team": home, "away_team": home}, timeout=10
     )
     assert same.status_code == 422
 
 
 def test_page_and_security_headers(local_env: LocalEnv) -> None:
-    page = httpx.get(f"{local_env.url}/", timeout=10)
+    page = front_door_request("GET", "/", timeout=10)
     assert page.status_code == 200
     assert "<form" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
 
 
+def test_http_redirects_to_https_with_hsts_as_curl_sees_it(local_env: LocalEnv) -> None:
+    """A user's curl: plain HTTP answers only a redirect; HTTPS verifies against the local
+    CA (--cacert, nothing switched off) and every answer carries HSTS."""
+
+    def curl(*args: str) -> str:
+        out = subprocess.run(
+            ["curl", "-sS", "--noproxy", "*", "-o", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    redirect = curl("-w", "%{http_code} %{redirect_url}", f"http://{FRONT_DOOR_ADDRESS}/model?x=1")
+    assert redirect == f"301 https://{FRONT_DOOR_ADDRESS}/model?x=1"
+    headers = curl("--cacert", str(LOCAL_CA), "-D", "-", f"https://{FRONT_DOOR_ADDRESS}/")
+    assert headers.startswith("HTTP/1.1 200"), headers
+    assert "strict-transport-security: max-age=31536000" in headers.lower(), headers
+    for path in ("/predict", "/health/ready"):  # errors and probes too
+        response = front_door_request("GET", path)
+        assert "max-age" in response.headers["strict-transport-security"], path
+    refused = subprocess.run(  # and without the CA the certificate is not trusted
+        ["curl", "-sS", "--noproxy", "*", "-o", "/dev/null", f"https://{FRONT_DOOR_ADDRESS}/"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 60, refused.stderr  # curl: peer certificate not trusted
+
+
+@pytest.mark.parametrize("old", ["-tls1", "-tls1_1"])
+def test_the_server_refuses_tls_1_0_and_1_1(local_env: LocalEnv, old: str) -> None:
+    """A client offering only TLS 1.0 or 1.1 (its own floor lowered with @SECLEVEL=0) fails
+    the handshake because the server says no (a protocol_version alert); the same client
+    offering TLS 1.2 gets through."""
+
+    def handshake(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["openssl", "s_client", "-connect", f"{FRONT_DOOR_ADDRESS}:443", *args],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    refused = handshake(old, "-cipher", "DEFAULT:@SECLEVEL=0")
+    assert refused.returncode != 0
+    assert "alert protocol version" in refused.stdout + refused.stderr, refused.stderr
+    accepted = handshake(
+        "-tls1_2",
+        "-CAfile",
+        str(LOCAL_CA),
+        "-verify_ip",
+        FRONT_DOOR_ADDRESS,
+        "-verify_return_error",
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Verify return code: 0 (ok)" in accepted.stdout
+
+
 def test_metrics_from_the_allowed_network_only(local_env: LocalEnv) -> None:
     # The controller (10.231.0.1) is on the allow-list, through the front door too (the app
     # hosts trust its X-Forwarded-For); the front door host itself is not.
-    allowed = httpx.get(f"{local_env.url}/metrics", timeout=10)
+    allowed = front_door_request("GET", "/metrics", timeout=10)
     assert allowed.status_code == 200
     assert "palpite" in allowed.text
     app_host = local_env.app_hosts[0].address
@@ -95,10 +163,10 @@ def test_metrics_from_the_allowed_network_only(local_env: LocalEnv) -> None:
 
 
 def test_page_in_chromium(local_env: LocalEnv) -> None:
-    home, away = two_teams(local_env.url)
+    home, away = two_teams()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = launch_chromium(pw)
+        browser = launch_chromium(pw, trusted_ca=LOCAL_CA)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors = watch_console(page)

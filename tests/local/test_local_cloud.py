@@ -7,9 +7,11 @@ Runs as its own local environment (PALPITE_ENVIRONMENT=t7, moto on port 4577, fr
 """
 
 import concurrent.futures
+import functools
 import json
 import os
 import resource
+import ssl
 import subprocess
 import sys
 import time
@@ -40,7 +42,16 @@ TIMES_FILE = REPO / ".cache" / "bench" / "provision-local.json"
 # when the machine is busy.
 PROVISION_ARGS = ("-e", "front_door_proxy_read_timeout=300")
 
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# The front door speaks HTTPS with the project's CA (made by provision: open after it).
+LOCAL_CA = REPO / ".local-ca" / "ca.crt"
+
+
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    tls = ssl.create_default_context(cafile=LOCAL_CA)
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
+    )
 
 
 def _env() -> dict[str, str]:
@@ -94,7 +105,7 @@ def _changed(proc: subprocess.CompletedProcess) -> dict[str, int]:
 
 def _get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
     try:
-        with _NO_PROXY.open(url, timeout=timeout) as resp:
+        with _opener().open(url, timeout=timeout) as resp:
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
@@ -184,11 +195,11 @@ def test_two_instances_are_backed_by_two_hosts(local_cloud: dict) -> None:
 
 
 def test_front_door_answers_json_when_no_app_answers(local_cloud: dict) -> None:
-    status, headers, body = _get(f"http://{FRONT_DOOR}/")
+    status, headers, body = _get(f"https://{FRONT_DOOR}/")
     assert status == 502
     assert headers["Content-Type"] == "application/json"
     assert "detail" in json.loads(body)
-    status, _, body = _get(f"http://{FRONT_DOOR}/_front_door/health")
+    status, _, body = _get(f"https://{FRONT_DOOR}/_front_door/health")
     assert (status, json.loads(body)) == (200, {"status": "ok", "upstreams": 2})
 
 
@@ -223,7 +234,7 @@ def web(local_cloud: dict) -> dict[str, str]:
     assert len(names) == 2, names
     # The front door marked both hosts failed while nothing answered (fail_timeout 5 s).
     for _ in range(50):
-        if _get(f"http://{FRONT_DOOR}/")[0] == 200:
+        if _get(f"https://{FRONT_DOOR}/")[0] == 200:
             break
         time.sleep(0.3)
     return names
@@ -232,7 +243,7 @@ def web(local_cloud: dict) -> dict[str, str]:
 def _served_by(n: int) -> list[str]:
     seen = []
     for _ in range(n):
-        status, headers, body = _get(f"http://{FRONT_DOOR}/")
+        status, headers, body = _get(f"https://{FRONT_DOOR}/")
         assert status == 200
         assert headers["X-Palpite-Upstream"].split(":")[0] in APP_ADDRESSES
         seen.append(body.decode())
@@ -245,7 +256,7 @@ def test_front_door_balances_over_both_hosts(local_cloud: dict, web: dict[str, s
 
 
 def _health_upstreams() -> int:
-    return json.loads(_get(f"http://{FRONT_DOOR}/_front_door/health")[2])["upstreams"]
+    return json.loads(_get(f"https://{FRONT_DOOR}/_front_door/health")[2])["upstreams"]
 
 
 def test_deregistered_host_drains_then_leaves_the_rotation(
@@ -277,7 +288,7 @@ def test_deregistered_host_drains_then_leaves_the_rotation(
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         # 2. Requests held in flight on both hosts (round robin spreads them).
-        held = [pool.submit(_get, f"http://{FRONT_DOOR}/hold", 200) for _ in range(6)]
+        held = [pool.submit(_get, f"https://{FRONT_DOOR}/hold", 200) for _ in range(6)]
         for _ in range(100):
             counts = {a: int(_get(f"http://{a}/holding")[2]) for a in APP_ADDRESSES}
             if sum(counts.values()) == 6:
