@@ -1,0 +1,123 @@
+"""The edge under abuse, on the local environment: each client its own rate-limit budget
+through the front door (the app hosts trust the front door's X-Forwarded-For, an address
+configure.yml derives from what was provisioned), and a slowloris client cut off by an app
+host's nginx while normal clients keep their latency.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.e2e.conftest import FRONT_DOOR, LOCAL_CA, LocalEnv, front_door_request, front_door_tls
+from tests.e2e.loadclient import LoadClient, Report, Request, measure_max
+from tests.e2e.releasing import on_host
+
+pytestmark = pytest.mark.testbed
+
+HEADER_TIMEOUT = 10  # nginx_client_header_timeout (roles/nginx/defaults/main.yml)
+
+
+def test_two_clients_through_the_front_door_have_separate_budgets(local_env: LocalEnv) -> None:
+    card = front_door_request("GET", "/model").json()
+    home, away = card["input_schema"]["fields"][0]["enum"][:2]
+    predict = Request("POST", "/predict", {"home_team": home, "away_team": away})
+    # The other client: an app host, calling the front door over HTTPS like anyone else
+    # (its address reaches the app hosts only as X-Forwarded-For).
+    other = local_env.app_hosts[1]
+    on_host(other, f"printf '%s' {shlex.quote(LOCAL_CA.read_text())} > /tmp/palpite-ca.crt")
+    polite = (
+        "import json, ssl, time, urllib.request\n"
+        "tls = ssl.create_default_context(cafile='/tmp/palpite-ca.crt')\n"
+        f"body = json.dumps({{'home_team': {home!r}, 'away_team': {away!r}}}).encode()\n"
+        "statuses = []\n"
+        "for _ in range(12):\n"
+        f"    request = urllib.request.Request('{FRONT_DOOR}/predict', data=body,\n"
+        "        headers={'Content-Type': 'application/json'})\n"
+        "    try:\n"
+        "        statuses.append(urllib.request.urlopen(request, context=tls, timeout=10).status)\n"
+        "    except urllib.error.HTTPError as error:\n"
+        "        statuses.append(error.code)\n"
+        "    time.sleep(0.2)\n"
+        "print(json.dumps(statuses))\n"
+    )
+    flood: dict = {}
+    flooding = threading.Thread(
+        target=lambda: flood.update(
+            measure_max(FRONT_DOOR, [predict], seconds=5, concurrency=32, tls=front_door_tls())
+        )
+    )
+    flooding.start()
+    time.sleep(1.5)  # the controller is over its budget by now
+    statuses = on_host(other, f"python3 -c {shlex.quote(polite)}").strip()
+    flooding.join(timeout=60)
+    assert flood["other"].get("429", 0) > 0, flood  # the greedy client is limited ...
+    assert json.loads(statuses) == [200] * 12, statuses  # ... the other is not
+    time.sleep(3)  # the controller's budget refills before the next tests
+
+
+def _paced(url: str, seconds: float) -> Report:
+    load = LoadClient(
+        url, 40, [Request("GET", "/health/ready")], max_seconds=seconds, min_seconds=seconds
+    ).start()
+    return load.join()
+
+
+def test_a_slowloris_client_is_cut_off_while_others_keep_their_latency(
+    local_env: LocalEnv,
+) -> None:
+    host = local_env.app_hosts[0]
+    url = f"http://{host.address}"
+    before = _paced(url, 6)
+    # 64 connections trickling one header line a second, never the blank line.
+    slow = [socket.create_connection((host.address, 80), timeout=5) for _ in range(64)]
+    opened = time.monotonic()
+    closed_after: dict[int, float] = {}  # slow connection -> seconds until nginx closed it
+
+    def trickle() -> None:
+        for sock in slow:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: palpite\r\n")
+            sock.setblocking(False)
+        deadline = opened + HEADER_TIMEOUT + 8  # bounded: never longer than this
+        line = 0
+        while time.monotonic() < deadline and len(closed_after) < len(slow):
+            time.sleep(1)
+            line += 1
+            for i, sock in enumerate(slow):
+                if i in closed_after:
+                    continue
+                try:
+                    sock.sendall(f"X-Trickle-{line}: a\r\n".encode())
+                    if sock.recv(1024) == b"":
+                        closed_after[i] = time.monotonic() - opened
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    closed_after[i] = time.monotonic() - opened
+
+    trickling = threading.Thread(target=trickle)
+    trickling.start()
+    during = _paced(url, HEADER_TIMEOUT + 2)
+    trickling.join(timeout=60)
+    for sock in slow:
+        sock.close()
+    after = _paced(url, 6)
+
+    assert len(closed_after) == len(slow), "some slow clients were never cut off"
+    cut = sorted(closed_after.values())
+    assert cut[-1] <= HEADER_TIMEOUT + 3, cut
+    for report in (before, during, after):
+        assert report.failures == [], report.failures[:3]
+        assert set(report.statuses) == {200}, report.statuses
+    baseline = max(before.latency_ms(0.99), after.latency_ms(0.99))
+    print(
+        f"\nslowloris: 64 slow clients cut off after {cut[0]:.1f}-{cut[-1]:.1f} s; "
+        f"p99 of 40 req/s without {before.latency_ms(0.99):.1f} / "
+        f"{after.latency_ms(0.99):.1f} ms, during {during.latency_ms(0.99):.1f} ms"
+    )
+    assert during.latency_ms(0.99) <= 2 * baseline, (during.summary(), baseline)
