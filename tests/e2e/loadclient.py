@@ -22,7 +22,7 @@ balancer); `keepalive=True` reuses connections.
     report = load.report               # after the block: stopped, every request finished
 
 CLI (measures, then runs at a rate):
-    python -m tests.e2e.loadclient https://10.231.0.2 --cacert .local-ca/ca.crt --measure 5 --seconds 30
+    python -m tests.e2e.loadclient https://10.231.0.2 --cacert .local-ca/ca.crt --measure 5
 """
 
 from __future__ import annotations

@@ -228,7 +228,13 @@ def test_an_app_release_failing_after_the_canary_switched_puts_every_host_back(e
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             if canary_steps.is_file() and '"switched"' in canary_steps.read_text():
-                on_host(second, f"rm -rf /srv/palpite/app/releases/{earlier}")
+                # Moved away at once (a rename), then deleted: the host never sees half
+                # a directory, which its own clean-up would race with.
+                on_host(
+                    second,
+                    f"mv /srv/palpite/app/releases/{earlier} /srv/palpite/app/.lost"
+                    " && rm -rf /srv/palpite/app/.lost",
+                )
                 broke.append(True)
                 return
             time.sleep(0.2)
@@ -253,7 +259,7 @@ def test_an_app_release_failing_after_the_canary_switched_puts_every_host_back(e
     for needle in (f"stopped on {second.name}", "(all or none)", "releases/app/latest.json"):
         assert needle in output, needle
     steps = [e["event"] for e in run.events[canary.name]]
-    forward = ["start", "drained", "switched", "healthy", "registered"]
+    forward = ["start", "installed", "drained", "switched", "healthy", "registered"]
     assert steps == forward + forward, steps
     assert "switched" not in [e["event"] for e in run.events[second.name]]
     assert env.latest_app()["version"] == running

@@ -62,10 +62,26 @@ def rendered_tls(render_templates, tmp_path_factory) -> Path:
     certificate and key, so they are real ones from openssl)."""
     tmp = tmp_path_factory.mktemp("front_door_tls")
     upstream = tmp / "upstream.conf"
+    key, cert = str(tmp / "front_door.key"), str(tmp / "front_door.crt")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-        + ["-nodes", "-days", "1", "-subj", "/CN=10.231.0.2"]
-        + ["-keyout", str(tmp / "front_door.key"), "-out", str(tmp / "front_door.crt")],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=10.231.0.2",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ],
         check=True,
         capture_output=True,
     )
