@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
-from ml.bundle import CARD_FILE, SIGNATURE_FILE, BundleError, check_files, read_card
+from ml.card import CARD_FILE, SIGNATURE_FILE, BundleError, read_card
+from ml.checksums import check_files, verified_card
 from ml.errors import PalpiteError
 from ml.fileio import atomic_output, sha256_file
 from ml.signing_keys import (
@@ -243,8 +244,7 @@ def verify_checksummed_file(
 def sign_bundle(bundle_dir: Path, signer: Signer) -> dict[str, Any]:
     """Check a bundle's card and files, then write its `signature.json` over the card."""
     bundle_dir = Path(bundle_dir)
-    card = read_card(bundle_dir)
-    check_files(bundle_dir, card)
+    card = verified_card(bundle_dir)
     return sign_manifest(
         bundle_dir / CARD_FILE,
         bundle_dir / SIGNATURE_FILE,
