@@ -1,12 +1,14 @@
 """Bundle archives: write a reproducible `<version>.tar.gz`, and unpack one safely."""
 
 import gzip
+import hashlib
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ml.card import CARD_FILE, BundleError, read_card, require
-from ml.checksums import check_files, verified_card
+from ml.checksums import check_digests, check_files, check_listing, verified_card
 from ml.fileio import atomic_directory, atomic_output
 
 
@@ -17,10 +19,18 @@ def archive_bundle(bundle_dir: Path, dest_dir: Path | None = None) -> Path:
     archiving one bundle twice gives one sha256.
     """
     bundle_dir = Path(bundle_dir)
-    card = verified_card(bundle_dir)
+    return write_archive(bundle_dir, read_card(bundle_dir), dest_dir)
+
+
+def write_archive(bundle_dir: Path, card: Mapping[str, Any], dest_dir: Path | None = None) -> Path:
+    """archive_bundle for a card already read: each file is checked against the card as it
+    is archived (read once), and a damaged bundle leaves no archive."""
+    bundle_dir = Path(bundle_dir)
+    check_listing(bundle_dir, card)
     dest_dir = Path(dest_dir) if dest_dir is not None else bundle_dir.parent
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{card['version']}.tar.gz"
+    digests: dict[str, str] = {}
     with atomic_output(dest) as tmp:
         with (
             tmp.open("wb") as raw,
@@ -33,9 +43,28 @@ def archive_bundle(bundle_dir: Path, dest_dir: Path | None = None) -> Path:
                 info.size = path.stat().st_size
                 info.mode = 0o644
                 with path.open("rb") as fh:
-                    tar.addfile(info, fh)
+                    reader = _HashingReader(fh)
+                    tar.addfile(info, reader)
+                digests[rel] = reader.hexdigest()
+        check_digests(card, digests)
         tmp.chmod(0o644)
     return dest
+
+
+class _HashingReader:
+    """A file's reads, hashed on the way: the bytes archived are the bytes checked."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+        self._sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self._sha256.update(data)
+        return data
+
+    def hexdigest(self) -> str:
+        return self._sha256.hexdigest()
 
 
 def _gzip_writer(raw: Any) -> gzip.GzipFile:

@@ -26,18 +26,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ml.bundle import (
-    CARD_FILE,
-    DEFAULT_MIN_GAIN,
-    SIGNATURE_FILE,
-    archive_bundle,
-    check_files,
-    check_quality_gate,
-    read_card,
-    sha256_file,
-    unpack_archive,
-)
+from ml.archive import unpack_archive, write_archive
+from ml.card import CARD_FILE, SIGNATURE_FILE, read_card
 from ml.errors import PalpiteError
+from ml.fileio import sha256_file
+from ml.gate import DEFAULT_MIN_GAIN, check_quality_gate
 from ml.s3 import s3_client
 
 if TYPE_CHECKING:
@@ -119,19 +112,20 @@ def publish_bundle(
 ) -> Published:
     """Gate, (sign,) archive and upload a bundle; publishing it again only (re)uploads its
     signature, so a version published unsigned can be signed later."""
+    bundle_dir = Path(bundle_dir)
     card = read_card(bundle_dir)
-    check_files(bundle_dir, card)
-    check_quality_gate(card["metrics"], min_gain, allow_unevaluated=allow_unevaluated)
     version = card["version"]
-    signature = None
-    if signer is not None or (Path(bundle_dir) / SIGNATURE_FILE).exists():
-        from ml.signing import publishable_signature  # Lazy: cryptography for signed ones only.
-
-        signature = publishable_signature(Path(bundle_dir), signer)
-    s3 = s3 or s3_client()
     key = archive_key(prefix, version)
     with tempfile.TemporaryDirectory(prefix="palpite-publish-") as tmp:
-        archive = archive_bundle(bundle_dir, Path(tmp))
+        # Archiving checks every file against the card as it reads it: one read per file.
+        archive = write_archive(bundle_dir, card, Path(tmp))
+        check_quality_gate(card["metrics"], min_gain, allow_unevaluated=allow_unevaluated)
+        signature = None
+        if signer is not None or (bundle_dir / SIGNATURE_FILE).exists():
+            from ml.signing import publishable_signature  # Lazy: cryptography when signed.
+
+            signature = publishable_signature(bundle_dir, card, signer)
+        s3 = s3 or s3_client()
         digest = sha256_file(archive)
         existing = published_sha256(version, bucket, prefix, s3)
         if existing == digest:
@@ -158,7 +152,7 @@ def publish_bundle(
         s3.put_object(
             Bucket=bucket,
             Key=card_key,
-            Body=(Path(bundle_dir) / CARD_FILE).read_bytes(),
+            Body=(bundle_dir / CARD_FILE).read_bytes(),
             ContentType="application/json",
         )
     signed_by = _put_signature(s3, bucket, prefix, version, signature)

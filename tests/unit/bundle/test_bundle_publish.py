@@ -67,6 +67,26 @@ def test_publish_round_trip(
     assert again.sha256 == published.sha256
 
 
+def test_a_signed_publish_reads_each_bundle_file_once(
+    s3: Any, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.signing import generate_key, load_signer
+
+    generate_key(tmp_path / "key")
+    opened: list[str] = []
+    real_open = Path.open
+
+    def counting_open(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path.is_relative_to(bundle):
+            opened.append(path.relative_to(bundle).as_posix())
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    publish_bundle(bundle, BUCKET, signer=load_signer(tmp_path / "key"))
+    files = json.loads((bundle / "model_card.json").read_bytes())["files"]
+    assert sorted(name for name in opened if name in files) == sorted(files)
+
+
 def test_a_host_fetches_through_a_presigned_url_without_credentials(
     s3: Any, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
