@@ -13,17 +13,12 @@ import pytest
 from bundle_helpers import vector_fields
 from sklearn.linear_model import LogisticRegression
 
+from ml.bucket import archive_key
 from ml.bundle import QualityGateError, load_bundle, write_bundle
+from ml.cli import add_fetch_parser, add_publish_parser
 from ml.errors import PalpiteError
-from ml.publish import (
-    add_fetch_parser,
-    add_publish_parser,
-    archive_key,
-    download_bundle,
-    fetch_url,
-    presign_bundle,
-    publish_bundle,
-)
+from ml.fetch import download_bundle, fetch_url, presign_bundle
+from ml.publish import publish_bundle
 
 BUCKET = "palpite-artifacts"
 EditCard = Callable[[Path, Callable[[dict[str, Any]], None]], None]
