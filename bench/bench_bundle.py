@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -92,7 +93,7 @@ def measure(path: Path, repeat: int, pycache: Path) -> dict[str, float]:
         "card": _median_ms(lambda: b.read_card(path), repeat),
         "checksums": _median_ms(lambda: b.check_files(path, card), repeat),
         "host": _median_ms(lambda: b.check_host(card), repeat),
-        "unpickle": _median_ms(lambda: b.joblib.load(path / b.MODEL_FILE), repeat),
+        "unpickle": _median_ms(lambda: joblib.load(path / b.MODEL_FILE), repeat),
         "load": _median_ms(lambda: b.load_bundle(path), repeat),
     }
     _cold_seconds(path, pycache)  # fills the bytecode cache

@@ -1,8 +1,9 @@
-"""Atomic output files: write next to the target, then rename, so a failure leaves nothing."""
+"""Atomic output: write next to the target, then rename, so a failure leaves nothing."""
 
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,20 @@ def atomic_output(target: Path) -> Iterator[Path]:
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(parent: Path, prefix: str) -> Iterator[Path]:
+    """Yield a new temporary directory in `parent` (made if need be) to fill and then
+    rename into place; whatever is still there when the block ends, by success or
+    failure, is removed with everything in it."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def sha256_file(path: Path) -> str:

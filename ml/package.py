@@ -5,9 +5,7 @@ This is the path for a user's own model (no football, no pipeline): the bundle g
 `--allow-unevaluated` before shipping it.
 """
 
-import argparse
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,8 @@ from typing import Any
 import joblib
 import numpy as np
 
-from ml.bundle import BundleError, check_input_schema, write_bundle
+from ml.bundle_write import write_bundle
+from ml.card import BundleError, check_input_schema
 from ml.errors import PalpiteError
 
 DEFAULT_OUT = Path("artifacts/bundles")
@@ -108,61 +107,3 @@ def package_estimator(
             "extra": dict(extra or {}),
         },
     )
-
-
-def run_package(args: argparse.Namespace) -> int:
-    signer = None
-    if args.signing_key:  # Loaded first: a bad key fails before any work.
-        from ml.signing import load_signer
-
-        signer = load_signer(args.signing_key)
-    bundle = package_estimator(
-        args.estimator,
-        args.schema,
-        args.out,
-        name=args.name,
-        extra=parse_pairs(args.card_extra, "--card-extra"),
-        class_labels=parse_pairs(args.class_label, "--class-label"),
-    )
-    if signer is not None:
-        from ml.signing import sign_bundle
-
-        sign_bundle(bundle, signer)
-        print(f"signed {bundle.name} with key {signer.public_key.key_id}", file=sys.stderr)
-    print(
-        f"packaged {bundle.name} (unevaluated: publish needs --allow-unevaluated)", file=sys.stderr
-    )
-    print(bundle)
-    return 0
-
-
-def add_package_parser(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "package",
-        help="wrap a fitted scikit-learn classifier as a model bundle",
-        description="Wrap a fitted scikit-learn classifier on a numeric vector as a bundle;"
-        " prints the bundle directory.",
-    )
-    parser.add_argument("--estimator", type=Path, required=True, metavar="FILE.joblib")
-    parser.add_argument("--schema", type=Path, required=True, metavar="SCHEMA.json")
-    parser.add_argument("--name", help="model name in the card (default: the estimator file stem)")
-    parser.add_argument(
-        "--card-extra", action="append", default=[], metavar="KEY=VALUE", help="card extra field"
-    )
-    parser.add_argument(
-        "--class-label",
-        action="append",
-        default=[],
-        metavar="CLASS=LABEL",
-        help="human label for a class (default: the class itself)",
-    )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"parent directory (default: {DEFAULT_OUT})"
-    )
-    parser.add_argument(
-        "--signing-key",
-        metavar="KEY_FILE",
-        help="sign the bundle with this private key (PEM file, or kms:KEY_ID)",
-    )
-    parser.set_defaults(func=run_package)
-    return parser

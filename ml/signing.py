@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
-from ml.bundle import CARD_FILE, SIGNATURE_FILE, BundleError, check_files, read_card
+from ml.card import CARD_FILE, SIGNATURE_FILE, BundleError, read_card
+from ml.checksums import check_files, verified_card
 from ml.errors import PalpiteError
 from ml.fileio import atomic_output, sha256_file
 from ml.signing_keys import (
@@ -243,8 +244,12 @@ def verify_checksummed_file(
 def sign_bundle(bundle_dir: Path, signer: Signer) -> dict[str, Any]:
     """Check a bundle's card and files, then write its `signature.json` over the card."""
     bundle_dir = Path(bundle_dir)
-    card = read_card(bundle_dir)
-    check_files(bundle_dir, card)
+    return _sign_checked_bundle(bundle_dir, verified_card(bundle_dir), signer)
+
+
+def _sign_checked_bundle(
+    bundle_dir: Path, card: Mapping[str, Any], signer: Signer
+) -> dict[str, Any]:
     return sign_manifest(
         bundle_dir / CARD_FILE,
         bundle_dir / SIGNATURE_FILE,
@@ -285,13 +290,18 @@ def verify_signed_bundle(
     return card, key
 
 
-def publishable_signature(bundle_dir: Path, signer: Signer | None = None) -> bytes:
+def publishable_signature(
+    bundle_dir: Path, card: Mapping[str, Any], signer: Signer | None = None
+) -> bytes:
     """A bundle's signature.json to upload: made now with `signer`, else the one there,
-    refused if it is not over this card and version (stale). No trusted key needed."""
+    refused if it is not over this card and version (stale). No trusted key needed.
+
+    `card` is the bundle's card with its files already checked (publish checks them while
+    archiving), so they are not hashed again here."""
     bundle_dir = Path(bundle_dir)
     if signer is not None:
-        sign_bundle(bundle_dir, signer)
-    version = read_card(bundle_dir)["version"]
+        _sign_checked_bundle(bundle_dir, card, signer)
+    version = card["version"]
     path = bundle_dir / SIGNATURE_FILE
     read_signature(bundle_dir / CARD_FILE, path, kind=BUNDLE_KIND, name=version,
                    artifact=f"bundle {version}")  # fmt: skip

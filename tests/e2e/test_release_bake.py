@@ -27,7 +27,7 @@ from sklearn.preprocessing import SplineTransformer
 
 from ml.adapters.football import STATE_FILE, FootballAdapter
 from ml.bundle import write_bundle
-from ml.publish import download_bundle
+from ml.fetch import download_bundle
 from tests.e2e.loadclient import Request
 from tests.e2e.releasing import (
     PREDICTIONS_PER_SECOND_MAX,

@@ -34,11 +34,10 @@ def cmd_unpack(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ml.bundle import check_files, read_card
+    from ml.bundle import verified_card
 
     path = Path(args.bundle).resolve()
-    card = read_card(path)
-    check_files(path, card)
+    card = verified_card(path)
     if args.expect_version and card["version"] != args.expect_version:
         return _fail(f"{path} holds version {card['version']}, expected {args.expect_version}")
     print(json.dumps({"version": card["version"], "path": str(path)}))

@@ -13,17 +13,12 @@ import pytest
 from bundle_helpers import vector_fields
 from sklearn.linear_model import LogisticRegression
 
+from ml.bucket import archive_key
 from ml.bundle import QualityGateError, load_bundle, write_bundle
+from ml.cli import add_fetch_parser, add_publish_parser
 from ml.errors import PalpiteError
-from ml.publish import (
-    add_fetch_parser,
-    add_publish_parser,
-    archive_key,
-    download_bundle,
-    fetch_url,
-    presign_bundle,
-    publish_bundle,
-)
+from ml.fetch import download_bundle, fetch_url, presign_bundle
+from ml.publish import publish_bundle
 
 BUCKET = "palpite-artifacts"
 EditCard = Callable[[Path, Callable[[dict[str, Any]], None]], None]
@@ -65,6 +60,26 @@ def test_publish_round_trip(
     again = publish_bundle(bundle, BUCKET, "team-a")
     assert again.status == "already published"
     assert again.sha256 == published.sha256
+
+
+def test_a_signed_publish_reads_each_bundle_file_once(
+    s3: Any, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.signing import generate_key, load_signer
+
+    generate_key(tmp_path / "key")
+    opened: list[str] = []
+    real_open = Path.open
+
+    def counting_open(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path.is_relative_to(bundle):
+            opened.append(path.relative_to(bundle).as_posix())
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    publish_bundle(bundle, BUCKET, signer=load_signer(tmp_path / "key"))
+    files = json.loads((bundle / "model_card.json").read_bytes())["files"]
+    assert sorted(name for name in opened if name in files) == sorted(files)
 
 
 def test_a_host_fetches_through_a_presigned_url_without_credentials(

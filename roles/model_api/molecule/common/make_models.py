@@ -22,9 +22,11 @@ import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from ml.bucket import archive_key
 from ml.bundle import CARD_FILE
 from ml.package import package_estimator
-from ml.publish import archive_key, publish_bundle, s3_client
+from ml.publish import publish_bundle
+from ml.s3 import s3_client
 
 
 def _bundle(work: Path, seed: int) -> Path:
