@@ -50,7 +50,7 @@ BUNDLE = {
     "ml.fleet_cli",
     "ml.fleet_run",
 }
-PIPELINE = {"ml.cli", "ml.__main__", "ml.evaluate", "ml.train", "ml.process"}
+PIPELINE = {"ml.cli", "ml.cli_bundle", "ml.__main__", "ml.evaluate", "ml.train", "ml.process"}
 LAYERS = {"base": BASE, "football": FOOTBALL, "bundle": BUNDLE, "pipeline": PIPELINE}
 
 # What each layer may import from ml (an exception: the football adapter registers itself
