@@ -14,9 +14,8 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
 
 
-@pytest.fixture(scope="module")
-def rendered(render_templates, tmp_path_factory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("front_door")
+def _render(render_templates, tmp: Path, **overrides: str) -> Path:
+    """nginx.conf rendered from the role's defaults, its upstream file beside it."""
     upstream = tmp / "upstream.conf"
     [out] = render_templates(
         [
@@ -28,13 +27,19 @@ def rendered(render_templates, tmp_path_factory) -> dict[str, Path]:
                     "front_door_pid_file": str(tmp / "nginx.pid"),
                     "front_door_upstreams": ["127.0.0.1"],
                     "front_door_tg_name": "palpite-test-app",
+                    **overrides,
                 },
                 "templates": {"nginx.conf.j2": "nginx.conf", "upstream.conf.j2": "upstream"},
             }
         ]
     )
     shutil.copy(out["upstream.conf.j2"], upstream)
-    return {"conf": out["nginx.conf.j2"], "upstream": upstream}
+    return out["nginx.conf.j2"]
+
+
+@pytest.fixture(scope="module")
+def rendered(render_templates, tmp_path_factory) -> dict[str, Path]:
+    return {"conf": _render(render_templates, tmp_path_factory.mktemp("front_door"))}
 
 
 def test_rendering_passes_nginx_t(rendered):
@@ -61,7 +66,6 @@ def rendered_tls(render_templates, tmp_path_factory) -> Path:
     """With a certificate: HTTPS on 443, HTTP on 80 only redirecting (nginx -t loads the
     certificate and key, so they are real ones from openssl)."""
     tmp = tmp_path_factory.mktemp("front_door_tls")
-    upstream = tmp / "upstream.conf"
     key, cert = str(tmp / "front_door.key"), str(tmp / "front_door.crt")
     subprocess.run(
         [
@@ -85,26 +89,13 @@ def rendered_tls(render_templates, tmp_path_factory) -> Path:
         check=True,
         capture_output=True,
     )
-    [out] = render_templates(
-        [
-            {
-                "role": "front_door",
-                "os_family": "Debian",
-                "overrides": {
-                    "front_door_upstream_file": str(upstream),
-                    "front_door_pid_file": str(tmp / "nginx.pid"),
-                    "front_door_upstreams": ["127.0.0.1"],
-                    "front_door_tg_name": "palpite-test-app",
-                    "front_door_tls_certificate": "front_door.crt",
-                    "front_door_tls_key": "front_door.key",
-                    "front_door_tls_dir": str(tmp),
-                },
-                "templates": {"nginx.conf.j2": "nginx.conf", "upstream.conf.j2": "upstream"},
-            }
-        ]
+    return _render(
+        render_templates,
+        tmp,
+        front_door_tls_certificate="front_door.crt",
+        front_door_tls_key="front_door.key",
+        front_door_tls_dir=str(tmp),
     )
-    shutil.copy(out["upstream.conf.j2"], upstream)
-    return out["nginx.conf.j2"]
 
 
 def test_https_rendering_passes_nginx_t_with_the_intermediate_profile(rendered_tls):

@@ -10,7 +10,7 @@ from bundle_helpers import make_data
 from sklearn.linear_model import LogisticRegression
 
 from ml.bundle import CARD_FILE, load_bundle
-from ml.cli import add_package_parser
+from ml.cli_bundle import add_package_parser
 from ml.errors import PalpiteError
 from ml.package import package_estimator
 

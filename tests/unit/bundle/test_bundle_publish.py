@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ml.bucket import archive_key
 from ml.bundle import QualityGateError, load_bundle, write_bundle
-from ml.cli import add_fetch_parser, add_publish_parser
+from ml.cli_bundle import add_fetch_parser, add_publish_parser
 from ml.errors import PalpiteError
 from ml.fetch import download_bundle, fetch_url, presign_bundle
 from ml.publish import publish_bundle
