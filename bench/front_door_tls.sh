@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}
+log=.cache/bench/front_door_tls-provision.log
+mkdir -p .cache/bench
 address=10.231.0.${PALPITE_LOCAL_FRONT_DOOR_INDEX:-2}
 export ANSIBLE_CONFIG=$PWD/ansible.cfg PATH=$PWD/.venv/bin:$PATH
 command -v wrk >/dev/null || { echo "wrk is not installed (make system-deps)" >&2; exit 1; }
@@ -16,8 +18,8 @@ curl -fsS --noproxy '*' --cacert .local-ca/ca.crt -o /dev/null "https://$address
   { echo "no environment answers at https://$address (make demo)" >&2; exit 1; }
 
 front_door() {  # the front door's configuration with plain HTTP redirecting or not
-  ansible-playbook playbooks/provision.yml -e "front_door_http_redirect=$1" >/dev/null ||
-    { echo "provision.yml with front_door_http_redirect=$1 failed" >&2; exit 1; }
+  ansible-playbook playbooks/provision.yml -e "front_door_http_redirect=$1" >"$log" 2>&1 ||
+    { echo "provision.yml with front_door_http_redirect=$1 failed; see $log" >&2; exit 1; }
 }
 trap 'front_door true' EXIT
 front_door false
