@@ -47,13 +47,13 @@ def protocol_error(exc: ApiError) -> ProtocolError:
         return exc
     message = exc.message
     if exc.errors:
-        listed = "; ".join(_describe(e) for e in exc.errors[:_LISTED])
+        listed = "; ".join(describe(e) for e in exc.errors[:_LISTED])
         more = (exc.error_count or len(exc.errors)) - min(len(exc.errors), _LISTED)
         message = f"invalid input: {listed}" + (f" (and {more} more)" if more > 0 else "")
     return ProtocolError(exc.status, exc.code, message)
 
 
-def _describe(error: FieldError) -> str:
+def describe(error: FieldError) -> str:
     """`home_team[3]: unknown value 'X' (did you mean 'Y'?)` from a loc under LOC."""
     parts = error.loc[len(LOC) :] if error.loc[: len(LOC)] == LOC else error.loc
     names = [p for p in parts if isinstance(p, str)]

@@ -1,0 +1,202 @@
+"""The `record` input schema: named string/number fields, validated column-wise."""
+
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from app.errors import FieldError
+from app.schema_common import (
+    JSON_NUMBER_TYPES,
+    Columns,
+    ErrorSink,
+    Field,
+    FormField,
+    Loc,
+    SchemaError,
+    check_rows,
+    describe,
+    parse_form_number,
+)
+from app.suggest import Suggester
+
+
+class RecordSchema:
+    """Named fields: `{"home_team": "Flamengo", "away_team": "Palmeiras"}`."""
+
+    kind = "record"
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        fields = raw.get("fields")
+        if not isinstance(fields, list) or not fields:
+            raise SchemaError("record schema needs a non-empty 'fields' list")
+        self.fields = [Field.parse(f) for f in fields]
+        self.names = [f.name for f in self.fields]
+        if len(set(self.names)) != len(self.names):
+            raise SchemaError("record schema has duplicate field names")
+        if "instances" in self.names:
+            raise SchemaError("'instances' cannot be a field name: it marks a batch")
+        self.distinct: list[tuple[str, ...]] = []
+        for group in raw.get("distinct") or []:
+            if not isinstance(group, list) or not set(group) <= set(self.names):
+                raise SchemaError(f"distinct group {group!r} names unknown fields")
+            self.distinct.append(tuple(group))
+        self._enum_sets = {f.name: frozenset(f.enum) for f in self.fields if f.enum}
+        self._suggesters = {f.name: Suggester(f.enum) for f in self.fields if f.enum}
+        self.example = self._example()
+
+    def _example(self) -> dict[str, Any]:
+        example: dict[str, Any] = {}
+        for f in self.fields:
+            if f.enum:
+                # Distinct fields get different values, so the example is a valid request.
+                taken = {
+                    example[g]
+                    for grp in self.distinct
+                    if f.name in grp
+                    for g in grp
+                    if g in example
+                }
+                example[f.name] = next((v for v in f.enum if v not in taken), f.enum[0])
+            elif f.type == "string":
+                example[f.name] = "text"
+            else:
+                example[f.name] = f.minimum if f.minimum is not None else 0.0
+        return example
+
+    # -- validation ---------------------------------------------------------------------
+
+    def validate(self, instances: Sequence[Any], loc: Loc) -> Columns:
+        columns = self._fast(instances)
+        if columns is None:
+            check_rows(self._check_row, instances, loc)
+            # The slow path found nothing the fast path disliked: cannot happen unless
+            # they disagree, which would be a bug worth a loud failure.
+            raise AssertionError("fast and slow validation disagree")
+        return columns
+
+    def _fast(self, instances: Sequence[Any]) -> Columns | None:
+        if set(map(type, instances)) != {dict} or set(map(len, instances)) != {len(self.names)}:
+            return None
+        columns: Columns = {}
+        try:
+            for f in self.fields:
+                columns[f.name] = list(map(itemgetter(f.name), instances))
+        except KeyError:
+            return None
+        for f in self.fields:
+            col = columns[f.name]
+            if f.type == "string":
+                if set(map(type, col)) != {str}:
+                    return None
+                if f.enum and not set(col) <= self._enum_sets[f.name]:
+                    return None
+            else:
+                if not set(map(type, col)) <= JSON_NUMBER_TYPES:
+                    return None
+                values = np.asarray(col, dtype=np.float64)
+                if not np.isfinite(values).all():
+                    return None
+                if f.minimum is not None and (values < f.minimum).any():
+                    return None
+                if f.maximum is not None and (values > f.maximum).any():
+                    return None
+                columns[f.name] = values
+        for group in self.distinct:
+            for a, b in combinations(group, 2):
+                if any(map(operator.eq, columns[a], columns[b])):
+                    return None
+        return columns
+
+    def _check_row(self, inst: Any, loc: Loc, sink: ErrorSink) -> None:
+        if not isinstance(inst, dict):
+            sink.add(FieldError(loc, f"must be an object, got {describe(inst)}", "object"))
+            return
+        for key in inst.keys() - set(self.names):
+            sink.add(FieldError((*loc, key), "unexpected field", "extra_forbidden"))
+        for f in self.fields:
+            if f.name not in inst:
+                sink.add(FieldError((*loc, f.name), "field required", "missing"))
+                continue
+            self._check_value(f, inst[f.name], (*loc, f.name), sink)
+        for group in self.distinct:
+            for a, b in combinations(group, 2):
+                if a in inst and b in inst and inst[a] == inst[b]:
+                    sink.add(FieldError((*loc, b), f"must differ from {a!r}", "distinct"))
+
+    def _check_value(self, f: Field, value: Any, loc: Loc, sink: ErrorSink) -> None:
+        if f.type == "string":
+            if type(value) is not str:
+                sink.add(FieldError(loc, f"must be a string, got {describe(value)}", "string"))
+            elif f.enum and value not in self._enum_sets[f.name]:
+                sink.add(
+                    FieldError(
+                        loc,
+                        f"unknown value {value!r}",
+                        "enum",
+                        tuple(self._suggesters[f.name].suggest(value)),
+                    )
+                )
+            return
+        if type(value) not in JSON_NUMBER_TYPES:
+            sink.add(FieldError(loc, f"must be a number, got {describe(value)}", "number"))
+        elif not math.isfinite(value):
+            sink.add(FieldError(loc, "must be a finite number", "finite_number"))
+        elif f.minimum is not None and value < f.minimum:
+            sink.add(FieldError(loc, f"must be >= {f.minimum}", "minimum"))
+        elif f.maximum is not None and value > f.maximum:
+            sink.add(FieldError(loc, f"must be <= {f.maximum}", "maximum"))
+
+    # -- OpenAPI and form ---------------------------------------------------------------
+
+    def instance_json_schema(self) -> dict[str, Any]:
+        props: dict[str, Any] = {}
+        for f in self.fields:
+            prop: dict[str, Any] = {"type": f.type, "title": f.label}
+            if f.enum:
+                prop["enum"] = list(f.enum)
+            if f.minimum is not None:
+                prop["minimum"] = f.minimum
+            if f.maximum is not None:
+                prop["maximum"] = f.maximum
+            props[f.name] = prop
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": props,
+            "required": list(self.names),
+            "additionalProperties": False,
+            "example": self.example,
+        }
+        if self.distinct:
+            groups = "; ".join(", ".join(g) for g in self.distinct)
+            schema["description"] = f"These fields must differ: {groups}."
+        return schema
+
+    def form_fields(self) -> list[FormField]:
+        out = []
+        for f in self.fields:
+            if f.enum:
+                out.append(FormField(f.name, f.label, "select", f.enum))
+            elif f.type == "string":
+                out.append(FormField(f.name, f.label, "text"))
+            else:
+                out.append(FormField(f.name, f.label, "number", (), f.minimum, f.maximum))
+        return out
+
+    def instance_from_form(self, form: Mapping[str, list[str]]) -> dict[str, Any]:
+        sink = ErrorSink()
+        inst: dict[str, Any] = {}
+        for f in self.fields:
+            values = form.get(f.name) or []
+            if not values or values[0] == "":
+                sink.add(FieldError((f.name,), "field required", "missing"))
+                continue
+            inst[f.name] = (
+                values[0] if f.type == "string" else parse_form_number(values[0], (f.name,), sink)
+            )
+        sink.raise_if_any()
+        return inst
