@@ -29,8 +29,9 @@ import pandas as pd
 from ml.adapters.football import FootballAdapter
 from ml.data import clean, read_raw
 from ml.evaluate import backtest, default_test_from, make_model
-from ml.features import FEATURE_NAMES, build_features, team_state
+from ml.features import FEATURE_NAMES, build_features
 from ml.generate import write_league
+from ml.team_state import team_state
 from ml.train import fit_rows, train
 
 LEAGUES = {"1x": (2003, 2024), "10x": (2003, 2234)}

@@ -18,9 +18,10 @@ from ml.adapters.football import STATE_FILE, input_schema, state_file_bytes
 from ml.bundle import DEFAULT_MIN_GAIN, check_quality_gate, write_bundle
 from ml.data import CLASS_LABELS, CLASSES, load_matches
 from ml.evaluate import WARMUP_SEASONS, backtest, default_test_from, make_model
-from ml.features import FEATURE_CODE_VERSION, FEATURE_NAMES, build_features, team_state
+from ml.features import FEATURE_CODE_VERSION, FEATURE_NAMES, build_features
 from ml.fileio import sha256_file
 from ml.progress import info, step
+from ml.team_state import team_state
 
 DEFAULT_NAME = "brasileirao-outcome"
 DEFAULT_OUT = Path("artifacts/bundles")

@@ -1,7 +1,7 @@
 """The `football` adapter: two team names per fixture to the model's features.
 
 It holds the bundle's team-state snapshot and computes features with
-`ml.features.TeamState.fixtures`, which goes through the same `assemble` function as
+`ml.team_state.TeamState.fixtures`, which goes through the same `assemble` function as
 training: there is no second implementation of the features to drift out of step.
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 
 from ml.adapters import AdapterError
 from ml.errors import PalpiteError
-from ml.features import FEATURE_CODE_VERSION, FEATURE_NAMES, TeamState
+from ml.features import FEATURE_CODE_VERSION, FEATURE_NAMES
+from ml.team_state import TeamState
 
 STATE_FILE = "team_state.json"  # under the bundle's adapter/ directory
 FIELDS = ("home_team", "away_team")

@@ -23,6 +23,7 @@ FOOTBALL = {
     "ml.rawformat",
     "ml.geo",
     "ml.features",
+    "ml.team_state",
     "ml.generate",
     "ml.adapters.football",
 }

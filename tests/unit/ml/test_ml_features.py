@@ -8,17 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ml import features as features_module
 from ml.data import infer_seasons
 from ml.errors import PalpiteError
 from ml.features import (
     FEATURE_CODE_VERSION,
     FEATURE_NAMES,
-    TeamState,
     UnknownTeamError,
     build_features,
-    team_state,
 )
+from ml.team_state import TeamState, team_state
 
 COLUMNS = ["match_id", "date", "home_team", "away_team", "home_goals", "away_goals",
            "home_state", "away_state", "round"]  # fmt: skip
@@ -150,7 +148,7 @@ def test_pair_table_matches_assembling_per_request(
     """Serving reads precomputed pairings; a snapshot too large for the table assembles per
     request. Both give the same features for every pairing, in any order."""
     tabled = team_state(matches)
-    monkeypatch.setattr(features_module, "PAIR_TABLE_MAX_TEAMS", 0)
+    monkeypatch.setattr("ml.team_state.PAIR_TABLE_MAX_TEAMS", 0)
     untabled = TeamState.from_dict(tabled.to_dict())
     assert tabled._pairs is not None and untabled._pairs is None
     teams = np.array(tabled.teams, dtype=object)

@@ -14,7 +14,8 @@ from ml.adapters.football import (
     input_schema,
     state_file_bytes,
 )
-from ml.features import FEATURE_CODE_VERSION, FEATURE_NAMES, TeamState, team_state
+from ml.features import FEATURE_CODE_VERSION, FEATURE_NAMES
+from ml.team_state import TeamState, team_state
 
 CARD = {"feature_names": list(FEATURE_NAMES)}
 
