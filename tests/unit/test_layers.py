@@ -25,6 +25,7 @@ FOOTBALL = {
     "ml.features",
     "ml.team_state",
     "ml.generate",
+    "ml.clubs",
     "ml.adapters.football",
 }
 BUNDLE = {
