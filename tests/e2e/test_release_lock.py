@@ -148,18 +148,22 @@ def test_one_run_at_a_time_and_an_interrupted_release_is_finished(env: Env) -> N
     args = ("-e", f"release_version={target}", *BREAKING_OK)
     seen: dict[str, Any] = {}
 
+    first = start_wrapped("lock-first", "playbooks/release.yml", *args)
+    second = start_wrapped("lock-second", "playbooks/release.yml", *args)
+    # Exactly one runs: the other is refused within 10 s, naming the holder. The paced load
+    # starts once that is seen (the one that runs is still preparing: reconcile, journal,
+    # minimum healthy come before its first drain), so it covers every host's move without
+    # competing with the two starts for the two cores.
+    deadline = time.monotonic() + 30
+    while first.process.poll() is None and second.process.poll() is None:
+        assert time.monotonic() < deadline, "neither release was refused"
+        time.sleep(0.1)
+    loser, winner = (first, second) if first.process.poll() is not None else (second, first)
+    seen["refused_after"] = time.monotonic() - loser.started
+    seen["loser"], seen["loser_code"] = loser.output(), loser.process.returncode
+    seen["holder"] = lock(env)
+
     def interrupted_then_finished() -> Run:
-        first = start_wrapped("lock-first", "playbooks/release.yml", *args)
-        second = start_wrapped("lock-second", "playbooks/release.yml", *args)
-        # Exactly one runs: the other is refused within 10 s, naming the holder.
-        deadline = time.monotonic() + 30
-        while first.process.poll() is None and second.process.poll() is None:
-            assert time.monotonic() < deadline, "neither release was refused"
-            time.sleep(0.1)
-        loser, winner = (first, second) if first.process.poll() is not None else (second, first)
-        seen["refused_after"] = time.monotonic() - loser.started
-        seen["loser"], seen["loser_code"] = loser.output(), loser.process.returncode
-        seen["holder"] = lock(env)
         seen.update(stop_out_of_rotation(env, winner, canary.name, signal.SIGINT))
         return release("lock-finish", *args)
 
