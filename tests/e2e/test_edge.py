@@ -120,7 +120,7 @@ def test_a_slowloris_client_is_cut_off_while_others_keep_their_latency(
     assert cut[-1] <= HEADER_TIMEOUT + 3, cut
     for report in (before, during, after):
         assert report.failures == [], report.failures[:3]
-        assert set(report.statuses) == {200}, report.statuses
+        assert set(report.statuses()) == {200}, report.statuses()
     baseline = max(before.latency_ms(0.99), after.latency_ms(0.99))
     print(
         f"\nslowloris: 64 slow clients cut off after {cut[0]:.1f}-{cut[-1]:.1f} s; "

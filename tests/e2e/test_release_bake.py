@@ -132,12 +132,14 @@ def test_a_canary_failing_on_real_traffic_breaches_the_bake_and_the_fleet_goes_b
     assert registered_targets() == {h.name for h in env.hosts}
     # What failed: the failing fixture's predictions, on the canary, while it was baking.
     requests = mix(report.rate)
-    registered = run.event_time(canary, "registered")
+    # Clients reach the canary from its registration, which is noted once the front door
+    # has followed it: bound the window by the health gate just before.
+    healthy = run.event_time(canary, "healthy")
     rolled_back = run.event_time(canary, "rolled_back")
     failed = [s for s in report.sent if s.status is None or s.status >= 500]
     assert failed, "the canary's faults never reached the load"
     for sample in failed:
         request = requests[sample.seq % len(requests)]
         assert request.json == {"home_team": failing[0], "away_team": failing[1]}, sample
-        assert sample.upstream == canary.upstream and registered <= sample.start <= rolled_back
+        assert sample.upstream == canary.upstream and healthy <= sample.start <= rolled_back
     assert report.errors == [], report.errors[:5]
