@@ -46,6 +46,7 @@ BUNDLE = {
     "ml.fetch",
     "ml.signing",
     "ml.signing_keys",
+    "ml.signing_core",
     "ml.card_diff",
     "ml.bake",
     "ml.fleet_lock",
