@@ -44,7 +44,7 @@ def s3_errors(action: str, bucket: str, key: str) -> Iterator[None]:
         raise PalpiteError(f"S3 {action} s3://{bucket}/{key} failed: {exc}") from None
 
 
-def _is_missing(exc: Any) -> bool:
+def is_missing(exc: Any) -> bool:
     return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
@@ -58,7 +58,7 @@ def published_sha256(version: str, bucket: str, prefix: str = "", s3: Any = None
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise
     digest = body.decode(errors="replace").split()[0] if body.strip() else ""

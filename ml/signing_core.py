@@ -7,6 +7,9 @@ plugins/module_utils/palpite_signing_core.py is a link to this one). docs/bundle
 "Signing" is the contract; docs/trust.md says what it protects.
 """
 
+# Hosts run this with their OS Python: Amazon Linux 2023 has 3.9 (annotations as strings).
+from __future__ import annotations
+
 import base64
 import binascii
 import hashlib
@@ -63,7 +66,7 @@ class PublicKey:
     algorithm: str
 
     @classmethod
-    def of(cls, key: Any, source: str) -> "PublicKey":
+    def of(cls, key: Any, source: str) -> PublicKey:
         if isinstance(key, ed25519.Ed25519PublicKey):
             algorithm = ED25519
         elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
