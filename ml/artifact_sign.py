@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from ml.bucket import is_missing, s3_errors
 from ml.errors import PalpiteError
 from ml.fileio import sha256_file
-from ml.signing_core import BUNDLE_KIND, MANIFEST_SIGNATURE_SUFFIX, listed_sha256
+from ml.signing_core import (
+    BUNDLE_KIND,
+    MANIFEST_SIGNATURE_SUFFIX,
+    VerifyError,
+    listed_sha256,
+    verify_signed_manifest,
+)
 
 if TYPE_CHECKING:
     from ml.signing import Signer
@@ -74,14 +80,16 @@ def sign_published(
     kind: str,
     signer: "Signer",
     local_file: Path | None = None,
-) -> str:
+) -> tuple[str, bool]:
     """Check a published archive against its `.sha256` (the local copy when given, else the
-    bucket's object), then sign the manifest as it is in the bucket. Returns the key id."""
+    bucket's object), then sign the manifest as it is in the bucket, unless a valid signature
+    by this key is there already. Returns the key id and whether a signature was uploaded."""
     where = f"{kind} s3://{bucket}/{artifact_key}"
     manifest = _read(s3, bucket, artifact_key + ".sha256")
     if manifest is None:
         raise PalpiteError(f"{where}: not published (no .sha256), nothing to sign")
-    expected = listed_sha256(manifest, artifact_key.rsplit("/", 1)[-1])
+    name = artifact_key.rsplit("/", 1)[-1]
+    expected = listed_sha256(manifest, name)
     if expected is None or len(expected) != 64:
         raise PalpiteError(f"{where}: its .sha256 lists no sha256 for it; not signed")
     actual = sha256_file(local_file) if local_file else _object_sha256(s3, bucket, artifact_key)
@@ -90,7 +98,21 @@ def sign_published(
             f"{where}: checksum mismatch (manifest says {expected[:12]}…, archive is"
             f" {actual[:12]}…); not signed"
         )
-    return put_manifest_signature(s3, bucket, artifact_key, manifest, signer, kind)
+    if _signed_by(manifest, _read(s3, bucket, signature_key(artifact_key)), signer, kind, name):
+        return signer.public_key.key_id, False
+    return put_manifest_signature(s3, bucket, artifact_key, manifest, signer, kind), True
+
+
+def _signed_by(
+    manifest: bytes, signature: bytes | None, signer: "Signer", kind: str, name: str
+) -> bool:
+    if signature is None:
+        return False
+    try:
+        verify_signed_manifest(manifest, signature, [signer.public_key], kind=kind, file_name=name)
+    except VerifyError:
+        return False
+    return True
 
 
 def published_artifacts(s3: Any, bucket: str, prefix: str = "") -> list[tuple[str, str]]:
@@ -109,7 +131,8 @@ def sign_all_published(
     s3: Any, bucket: str, prefix: str, signer: "Signer"
 ) -> tuple[list[str], list[str]]:
     """Sign every published archive whose checksum matches; (signed, refused: one line each).
-    Already signed ones are signed again (the same key: the same result; a new key: rotation)."""
+    One signed by this key already is left as it is; by another key, it is signed again
+    with this one (rotation: re-sign what you keep)."""
     signed, refused = [], []
     for key, kind in published_artifacts(s3, bucket, prefix):
         try:

@@ -19,8 +19,9 @@ def run_sign_artifact(args: argparse.Namespace) -> int:
 
     signer = load_signer(args.signing_key)
     key = f"{args.prefix.strip('/')}/{args.key}" if args.prefix.strip("/") else args.key
-    key_id = sign_published(s3_client(), args.bucket, key, args.kind, signer, args.file)
-    print(f"signed {args.kind} s3://{args.bucket}/{key} with key {key_id}", file=sys.stderr)
+    key_id, uploaded = sign_published(s3_client(), args.bucket, key, args.kind, signer, args.file)
+    done = "signed" if uploaded else "already signed:"
+    print(f"{done} {args.kind} s3://{args.bucket}/{key} with key {key_id}", file=sys.stderr)
     print(key_id)
     return 0
 

@@ -71,7 +71,7 @@ def publish_bundle(
         if existing == digest:
             signed_by = _put_signature(s3, bucket, prefix, version, signature)
             archive_signed_by = (
-                sign_published(s3, bucket, key, BUNDLE_KIND, signer, local_file=archive)
+                sign_published(s3, bucket, key, BUNDLE_KIND, signer, local_file=archive)[0]
                 if signer is not None
                 else None
             )
