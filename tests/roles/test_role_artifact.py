@@ -26,9 +26,9 @@ BIN = Path(sys.executable).parent
 BUCKET = "palpite-artifact-role-test"
 KEY = "team-a/models/v1/v1.tar.gz"
 BODY = b"an artifact\n" * 100
-CHECK = "TASK [artifact : Check the signature of s3://{}/{} with {}"
-CONTROLLER_CHECK = CHECK.format(BUCKET, KEY, "the controller's trusted keys")
-HOST_CHECK = CHECK.format(BUCKET, KEY, "this host's trusted keys")
+CHECK = "TASK [artifact : Check with {} the signature of s3://{}/{}"
+CONTROLLER_CHECK = CHECK.format("the controller's trusted keys", BUCKET, KEY)
+HOST_CHECK = CHECK.format("this host's trusted keys", BUCKET, KEY)
 
 PLAYBOOK = """
 - hosts: localhost
