@@ -82,8 +82,11 @@ def bucket(moto_server: str, signing_key: Path):
     return s3
 
 
-def fetch(tmp_path: Path, endpoint: str, **variables: object) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
+def fetch(
+    tmp_path: Path, endpoint: str, playbook: str = "play.yml", **variables: object
+) -> subprocess.CompletedProcess[str]:
+    if playbook == "play.yml":
+        (tmp_path / "play.yml").write_text(PLAYBOOK)
     extra = {
         "artifact_bucket": BUCKET,
         "artifact_key": KEY,
@@ -100,7 +103,7 @@ def fetch(tmp_path: Path, endpoint: str, **variables: object) -> subprocess.Comp
     }
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-vvv", str(tmp_path / "play.yml"),
+        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-vvv", str(tmp_path / playbook),
          "-e", json.dumps(extra)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
@@ -206,3 +209,43 @@ def test_a_missing_artifact_fails_unless_missing_is_ok(tmp_path, bucket, moto_se
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:]
     assert json.loads((tmp_path / "result.json").read_text())["found"] is False
+
+
+SIGN_PLAYBOOK = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role: {name: artifact, tasks_from: sign}
+    - ansible.builtin.set_fact: {first_signed: "{{ artifact_signed is changed }}"}
+    - ansible.builtin.include_role: {name: artifact, tasks_from: sign}
+    - ansible.builtin.include_role: {name: artifact, tasks_from: trust}
+    - ansible.builtin.include_role: {name: artifact, tasks_from: locate}
+    - ansible.builtin.include_role: {name: artifact, tasks_from: download}
+    - ansible.builtin.copy:
+        content: "{{ {'first': first_signed, 'again': artifact_signed is changed,
+                      'key_id': artifact_located.key_id} | to_json }}"
+        dest: "{{ result_file }}"
+        mode: "0644"
+"""
+
+
+def test_sign_makes_the_key_once_and_signs_an_upload_hosts_then_accept(tmp_path, moto_server):
+    s3 = boto3.client("s3", endpoint_url=moto_server)
+    s3.create_bucket(Bucket=BUCKET)
+    key = "releases/app/1.0-abc/palpite-app-1.0-abc.tar.gz"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=BODY)
+    s3.put_object(Bucket=BUCKET, Key=f"{key}.sha256", Body=_manifest(BODY, key))
+    (tmp_path / "sign.yml").write_text(SIGN_PLAYBOOK)
+    signing_key = tmp_path / "checkout" / ".signing" / "signing.key"
+    run = fetch(
+        tmp_path, moto_server, artifact_key=key, artifact_kind="app-release",
+        artifact_signing_key=str(signing_key), playbook="sign.yml",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert signing_key.stat().st_mode & 0o777 == 0o600
+    assert signing_key.parent.stat().st_mode & 0o777 == 0o700
+    key_id = load_signer(signing_key).public_key.key_id
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result == {"first": True, "again": False, "key_id": key_id}
+    assert (tmp_path / "artifact.tar.gz").read_bytes() == BODY
