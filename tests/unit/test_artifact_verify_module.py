@@ -1,6 +1,8 @@
 """The hosts' signature check, plugins/modules/palpite_artifact_verify.py, run by Ansible as on
 a host: with the OS's Python and its python3-cryptography (/usr/bin/python3 here, Debian's
-like the testbed's), the module_utils link to ml/signing_core.py shipped with it."""
+like the testbed's; PALPITE_TEST_HOST_PYTHON names another, e.g. a Python 3.9 with
+cryptography 36 as on Amazon Linux 2023), the module_utils link to ml/signing_core.py
+shipped with it."""
 
 import base64
 import hashlib
@@ -16,7 +18,7 @@ import pytest
 from ml.signing import generate_key, load_signer, sign_manifest_bytes
 
 REPO = Path(__file__).resolve().parents[2]
-HOST_PYTHON = Path("/usr/bin/python3")
+HOST_PYTHON = Path(os.environ.get("PALPITE_TEST_HOST_PYTHON", "/usr/bin/python3"))
 NAME = "palpite-app-1.0-abc.tar.gz"
 
 
