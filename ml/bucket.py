@@ -7,6 +7,8 @@ Layout, under `s3://BUCKET/<prefix>models/<version>/`:
   model_card.json           a copy of the card, for tools that want metadata only
   signature.json            the bundle's signature over its card (ml.signing), if signed;
                             not in the archive, so signing later keeps the archive as it is
+  <version>.tar.gz.sha256.sig  the signature over the .sha256 hosts check before they
+                            download (ml.artifact_sign), if signed
   <version>.tar.gz.sha256   "<hex>  <version>.tar.gz", written last: a version counts as
                             published only once this exists
 
