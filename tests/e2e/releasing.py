@@ -33,6 +33,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from ml.bundle import write_bundle
 from ml.publish import publish_bundle
+from ml.signing import load_signer
 from tests.e2e.conftest import (
     FAULT_COMMENT,
     FRONT_DOOR,
@@ -63,6 +64,9 @@ BREAKING_OK = ("-e", "release_allow_breaking=true")
 # test_release_bake.py keep the default.
 SHORT_BAKE = ("-e", "release_bake_seconds=8")
 NO_RELOAD_DROPIN = "/etc/systemd/system/palpite.service.d/zz-release-test-no-reload.conf"
+# The checkout's signing key (the artifact role's artifact_signing_key default): site.yml's
+# configure made it and installed its public key on the hosts, which trust nothing else.
+SIGNING_KEY = REPO / ".signing" / "signing.key"
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -83,8 +87,15 @@ class Env:
     def pointer(self, key: str) -> dict[str, Any]:
         return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
-    def publish(self, bundle: Path) -> str:
-        return publish_bundle(bundle, self.bucket, s3=self.s3, allow_unevaluated=True).version
+    def publish(self, bundle: Path, signing_key: Path | None = SIGNING_KEY) -> str:
+        """Publish a test bundle as `make release` does: signed with the checkout's key,
+        which the hosts trust (or `signing_key`); None uploads it unsigned, straight to the
+        bucket with valid checksums, as a bucket writer without the key could."""
+        signer = load_signer(signing_key) if signing_key is not None else None
+        published = publish_bundle(
+            bundle, self.bucket, s3=self.s3, allow_unevaluated=True, signer=signer
+        )
+        return published.version
 
 
 def on_host(host: AppHost, command: str) -> str:

@@ -60,10 +60,12 @@ def test_bad_bundles_are_refused_and_production_stays(env: Env, workdir: Path) -
     canary, second = env.hosts[0], env.hosts[1]
     second_releases = model_releases(second)
 
-    # 1. Checksum: the archive in the bucket is damaged after publishing. Released with the
-    # second host out of the target group (release guardrails 1/3, minimum healthy): first
-    # refused before the canary is drained, which would leave no host serving; then, with
-    # release_min_healthy=0, let through to the canary, where the download is refused.
+    # 1. Checksum: the archive in the bucket is damaged after publishing (its signed .sha256
+    # still verifies, on the controller and on the host; the host's download checks the
+    # archive against that signed sha256). Released with the second host out of the target
+    # group (release guardrails 1/3, minimum healthy): first refused before the canary is
+    # drained, which would leave no host serving; then, with release_min_healthy=0, let
+    # through to the canary, where the download is refused.
     damaged = env.publish(vector_bundle(workdir / "damaged", seed=101))
     key = f"models/{damaged}/{damaged}.tar.gz"
     body = bytearray(env.s3.get_object(Bucket=env.bucket, Key=key)["Body"].read())
