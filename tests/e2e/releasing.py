@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import hashlib
 import itertools
 import json
 import math
@@ -96,6 +97,29 @@ class Env:
             bundle, self.bucket, s3=self.s3, allow_unevaluated=True, signer=signer
         )
         return published.version
+
+    def upload_unsigned_app_release(self, name: str) -> str:
+        """The running app release's tarball uploaded straight to the bucket as release
+        `name`, with a matching `.sha256` and no signature (valid checksums, no valid
+        signature), as a bucket writer without the key could. Returns the tarball's key."""
+        body = self.s3.get_object(Bucket=self.bucket, Key=self.latest_app()["key"])["Body"].read()
+        file_name = f"palpite-app-{name}.tar.gz"
+        key = f"releases/app/{name}/{file_name}"
+        manifest = f"{hashlib.sha256(body).hexdigest()}  {file_name}\n"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        self.s3.put_object(Bucket=self.bucket, Key=f"{key}.sha256", Body=manifest.encode())
+        return key
+
+    def remove(self, prefix: str) -> None:
+        """Delete every object under `prefix` (what a test uploaded to be refused)."""
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        for item in listed.get("Contents", []):
+            self.s3.delete_object(Bucket=self.bucket, Key=item["Key"])
+
+
+def trusted_key_id() -> str:
+    """The key id the hosts and the controller trust: the checkout's signing key's."""
+    return load_signer(SIGNING_KEY).public_key.key_id
 
 
 def on_host(host: AppHost, command: str) -> str:
