@@ -77,3 +77,20 @@ def test_what_publishes_an_artifact_signs_it() -> None:
         if any("hosts" in t for t in tasks):
             tasks = [t for play in tasks for t in _tasks(play.get("tasks"))]
         assert any(_includes(t, "sign") for t in _tasks(tasks)), path
+
+
+def test_the_hosts_check_runs_with_the_os_python_that_has_cryptography() -> None:
+    # Found by upgrading an environment: discovery picked the prebuilt /usr/local/bin/python3.12
+    # (no cryptography) on hosts that already had it, and every download was refused.
+    [verify] = [
+        t
+        for t in _tasks(_load("roles/artifact/tasks/download.yml"))
+        if "palpite_artifact_verify" in t
+    ]
+    assert verify["vars"]["ansible_python_interpreter"] == "{{ artifact_host_python }}"
+    assert _load("roles/artifact/vars/main.yml")["artifact_host_python"] == "/usr/bin/python3"
+    for family in ("Debian", "RedHat"):
+        assert (
+            "python3-cryptography"
+            in _load(f"roles/artifact/vars/{family}.yml")["artifact_os_packages"]
+        )
