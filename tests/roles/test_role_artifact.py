@@ -141,6 +141,26 @@ def test_downloads_a_signed_artifact_without_printing_its_url(
     assert_no_url(run)
 
 
+def test_without_its_own_region_and_endpoint_the_role_takes_the_inventorys(
+    tmp_path, bucket, moto_server, monkeypatch
+):
+    # As release.yml calls it: only aws_module_defaults says where S3 is (no AWS_ENDPOINT_URL
+    # in the environment). An omitted option is not filled from a play's module_defaults, so
+    # the role must settle it itself.
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    run = fetch(
+        tmp_path,
+        moto_server,
+        install_trust=True,
+        artifact_s3_endpoint_url="",
+        artifact_aws_region="",
+        aws_module_defaults={"region": "us-east-1", "endpoint_url": moto_server},
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert (tmp_path / "artifact.tar.gz").read_bytes() == BODY
+    assert json.loads((tmp_path / "result.json").read_text())["found"] is True
+
+
 def test_the_controller_refuses_an_unsigned_or_rehashed_artifact_before_any_download(
     tmp_path, bucket, moto_server, signing_key
 ):
