@@ -3,6 +3,7 @@
 A console script of the package (pyproject.toml), run from an app release's venv by the
 model_api role:
   palpite-model-check unpack ARCHIVE RELEASES_DIR VERSION  # checksums, no unpickling
+      (ARCHIVE `-`: read from stdin, which the role opens as root for an unprivileged unpack)
   palpite-model-check verify BUNDLE_DIR [--expect-version V]   # checksums, no unpickling
   palpite-model-check smoke BUNDLE_DIR [--expect-version V]    # load + sample prediction
 (`python -m app.model_check ...` is the same command.)
@@ -30,7 +31,8 @@ def _fail(message: str) -> int:
 def cmd_unpack(args: argparse.Namespace) -> int:
     from ml.bundle import unpack_archive
 
-    path = unpack_archive(Path(args.archive), Path(args.releases), expected_version=args.version)
+    archive = sys.stdin.buffer if args.archive == "-" else Path(args.archive)
+    path = unpack_archive(archive, Path(args.releases), expected_version=args.version)
     print(json.dumps({"version": args.version, "path": str(path)}))
     return 0
 

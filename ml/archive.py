@@ -5,7 +5,7 @@ import hashlib
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from ml.card import CARD_FILE, BundleError, read_card, require
 from ml.checksums import check_digests, check_files, check_listing, verified_card
@@ -90,19 +90,25 @@ def _safe_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
     return members
 
 
-def unpack_archive(archive: Path, dest_root: Path, expected_version: str | None = None) -> Path:
+def unpack_archive(
+    archive: Path | BinaryIO, dest_root: Path, expected_version: str | None = None
+) -> Path:
     """Unpack a bundle archive to `dest_root/<version>/`, checking every file's sha256.
 
-    Links, devices, absolute names and '..' are refused. If that version's directory
-    exists already and is intact, it is returned as is.
+    `archive` is a path or an open file (the hosts hand an unprivileged unpacker the
+    archive as its stdin, a file it could not open itself). Links, devices, absolute names
+    and '..' are refused. If that version's directory exists already and is intact, it is
+    returned as is.
     """
     dest_root = Path(dest_root)
+    source = {"name": archive} if isinstance(archive, Path) else {"fileobj": archive}
+    shown = archive if isinstance(archive, Path) else getattr(archive, "name", "the archive")
     with atomic_directory(dest_root, ".unpack-") as tmp:
         try:
-            with tarfile.open(archive, mode="r:gz") as tar:
+            with tarfile.open(mode="r:gz", **source) as tar:
                 tar.extractall(tmp, members=_safe_members(tar), filter="data")
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise BundleError(f"cannot unpack {archive}: {exc}") from None
+            raise BundleError(f"cannot unpack {shown}: {exc}") from None
         card = read_card(tmp)
         version = card["version"]
         require(

@@ -7,6 +7,8 @@
 - The app release is installed by the install user, never root: the venv, `poetry install`
   and the bytecode run in transient units as that user; the tree is root's before the import
   check, which runs sandboxed; no task runs the release's code as a plain root process.
+- A model archive is unpacked by the release's palpite-model-check as the install user, with
+  no network, reading the archive root opened as its stdin; root then owns the result.
 - Where systemd-run works (systemd as PID 1, root), a command under the check's properties
   cannot reach a TCP port on loopback that a plain process reaches.
 """
@@ -74,7 +76,9 @@ PLAY = """
     - name: Write what the role would run
       ansible.builtin.copy:
         content: "{{ {'sandbox': model_api_sandbox_properties, 'check': model_api_check_properties,
-                      'install_run': model_api_install_run} | to_json }}"
+                      'install_run': model_api_install_run,
+                      'unpack': model_api_unpack_properties,
+                      'unpack_root': model_api_model_unpack_root} | to_json }}"
         dest: OUT
         mode: "0644"
       vars: APP_BLOCK_VARS
@@ -233,6 +237,41 @@ def test_model_checks_run_sandboxed_and_nothing_uses_runuser():
     assert "tasks_from: check" in app_release
     for path in [*(ROLE / "tasks").glob("*.yml"), REPO / "playbooks/tasks/release_change_app.yml"]:
         assert "runuser" not in path.read_text(), path
+
+
+def _model_tasks() -> list[dict[str, Any]]:
+    """model.yml's tasks, blocks flattened."""
+    out: list[dict[str, Any]] = []
+
+    def walk(tasks: list[dict[str, Any]]) -> None:
+        for task in tasks:
+            out.append(task)
+            for key in ("block", "rescue", "always"):
+                walk(task.get(key, []))
+
+    walk(yaml.safe_load((ROLE / "tasks" / "model.yml").read_text()))
+    return out
+
+
+def test_a_model_is_unpacked_by_the_install_user_without_network(role_view):
+    properties = role_view["unpack"]
+    assert "User=palpite-install" in properties and "Group=palpite-install" in properties
+    for wanted in ("PrivateNetwork=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=",
+                   "ProtectSystem=strict", "ReadWritePaths=/srv/palpite/unpack"):  # fmt: skip
+        assert wanted in properties
+    # systemd keeps the last RuntimeMaxSec: the check's limit, not poetry's
+    limits = [p for p in properties if p.startswith("RuntimeMaxSec=")]
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert limits[-1] == f"RuntimeMaxSec={defaults['model_api_model_check_timeout']}"
+    tasks = _model_tasks()
+    runs = [t for t in tasks if "model_api_model_check" in _argv(t) and "unpack" in _argv(t)]
+    assert len(runs) == 1
+    argv = _argv(runs[0])
+    assert "model_api_systemd_run" in argv and "model_api_unpack_properties" in argv
+    assert "'unpack', '-'" in argv and '< "$1"' in argv  # the archive is its stdin
+    to_root = "Give the unpacked model to root"
+    handover = next(t for t in tasks if t.get("name", "").startswith(to_root))
+    assert "root:root" in _argv(handover) and "go-w" in _argv(handover)
 
 
 def _systemd_run_works() -> bool:

@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from app import model_check
-from ml.bundle import write_bundle
+from ml.bundle import archive_bundle, write_bundle
 from tests.unit.bundle.bundle_helpers import make_data, vector_fields
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,3 +84,42 @@ def test_the_console_script_is_this_entry_point():
     assert result.returncode == 0
     assert result.stdout.startswith("usage: palpite-model-check ")
     assert all(name in result.stdout for name in ("unpack", "verify", "smoke"))
+
+
+def test_unpack_reads_the_archive_from_stdin(tmp_path, data):
+    # The role opens the root-only archive and hands it as stdin to an unprivileged unpack.
+    bundle = vector_bundle(tmp_path / "built", LogisticRegression(), *data)
+    version = json.loads((bundle / "model_card.json").read_text())["version"]
+    archive = archive_bundle(bundle, tmp_path)
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    with archive.open("rb") as stdin:
+        result = subprocess.run(
+            [sys.executable, "-m", "app.model_check", "unpack", "-", str(releases), version],
+            cwd=REPO,
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["path"] == str(releases / version)
+    assert check("verify", str(releases / version), "--expect-version", version).returncode == 0
+
+
+def test_unpack_from_stdin_refuses_a_corrupt_archive_in_one_line(tmp_path):
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "app.model_check", "unpack", "-", str(releases), "v"],
+        cwd=REPO,
+        input=b"not a tarball",
+        capture_output=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    assert stderr.startswith("palpite-model-check: BundleError: cannot unpack <stdin>")
+    assert list(releases.iterdir()) == []
