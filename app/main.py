@@ -100,4 +100,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(ApiError(500, "internal_error", "internal error, logged on the server"))
+    # Starlette re-raises after this answer and uvicorn then closes the connection. Saying
+    # so keeps a proxy from reusing it: nginx would send the next request down a closing
+    # connection and answer that request (a POST, never retried) with a 502.
+    return error_response(
+        ApiError(500, "internal_error", "internal error, logged on the server"),
+        headers={"connection": "close"},
+    )

@@ -57,6 +57,11 @@ ENV_FILE = "/etc/palpite/palpite.env"  # model_api_env_file
 # The test bundles' input contracts differ from production's on purpose (another league's
 # clubs, or a vector model replacing a record one): the contract check would refuse them.
 BREAKING_OK = ("-e", "release_allow_breaking=true")
+# The bake's window for releases whose test is about something else (faults, the lock):
+# the bake still runs and still needs release_bake_min_requests on the canary, over a
+# shorter window than the local default (20 s); test_release.py's release under load and
+# test_release_bake.py keep the default.
+SHORT_BAKE = ("-e", "release_bake_seconds=8")
 NO_RELOAD_DROPIN = "/etc/systemd/system/palpite.service.d/zz-release-test-no-reload.conf"
 
 

@@ -2,7 +2,9 @@
 hosts (the session's environment, conftest.py: site.yml from nothing). In file order, each
 test leaving production where the next expects it:
   1. bad bundles are refused before `current` moves; production and every host stay put
-     (checksum, smoke prediction; the quality gate before any host);
+     (checksum, smoke prediction; the quality gate before any host); the checksum case
+     runs with the second host out of the target group, refused first by the minimum
+     healthy check, then let through to the canary with release_min_healthy=0;
   2. a canary that fails its health check rolls itself back; the second host is untouched;
   3. a release whose input contract breaks clients is refused before any host changes;
      then (train + gate + publish + rollout, allowed to break) under a fixed-rate load
@@ -45,6 +47,7 @@ from tests.e2e.releasing import (
     registered_targets,
     release,
     serving,
+    target_group,
     under_load,
     vector_bundle,
 )
@@ -57,15 +60,36 @@ def test_bad_bundles_are_refused_and_production_stays(env: Env, workdir: Path) -
     canary, second = env.hosts[0], env.hosts[1]
     second_releases = model_releases(second)
 
-    # 1. Checksum: the archive in the bucket is damaged after publishing.
+    # 1. Checksum: the archive in the bucket is damaged after publishing. Released with the
+    # second host out of the target group (release guardrails 1/3, minimum healthy): first
+    # refused before the canary is drained, which would leave no host serving; then, with
+    # release_min_healthy=0, let through to the canary, where the download is refused.
     damaged = env.publish(vector_bundle(workdir / "damaged", seed=101))
     key = f"models/{damaged}/{damaged}.tar.gz"
     body = bytearray(env.s3.get_object(Bucket=env.bucket, Key=key)["Body"].read())
     body[len(body) // 2] ^= 0xFF
     env.s3.put_object(Bucket=env.bucket, Key=key, Body=bytes(body))
-    run = release("bad-checksum", "-e", f"release_version={damaged}", *BREAKING_OK)
-    assert_refused(run, env, production, f"stopped on {canary.name}", "did not match")
-    assert damaged not in model_releases(canary)
+    elb, arn = target_group()
+    elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": second.name}])
+    try:
+        run = release("min-healthy", "-e", f"release_version={damaged}", *BREAKING_OK)
+        assert_refused(
+            run, env, production, f"refused before draining {canary.name}", "release_min_healthy"
+        )
+        assert f"{second.name}: not registered, /health/ready 200" in " ".join(run.output.split())
+        assert run.events == {}  # nothing was drained
+
+        run = release(
+            "bad-checksum", "-e", f"release_version={damaged}", "-e", "release_min_healthy=0",
+            *BREAKING_OK,
+        )  # fmt: skip
+        assert_refused(run, env, production, f"stopped on {canary.name}", "did not match")
+        assert [e["event"] for e in run.events[canary.name]][:2] == ["start", "drained"]
+        assert damaged not in model_releases(canary)
+        assert registered_targets() == {canary.name}
+    finally:
+        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": second.name}])
+    assert registered_targets() == {h.name for h in env.hosts}
 
     # 2. Smoke prediction: it loads, but its answer to the schema's example is not usable.
     bundle = vector_bundle(workdir / "smoke", seed=103, nan_on_example=True)

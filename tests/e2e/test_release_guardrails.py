@@ -3,17 +3,16 @@ football model, the one it was rolled back from still published):
   1. all or none: the second host fails after the canary switched (its downloads from the
      bucket cut off on the controller's side): the canary goes back, both end on the old
      model, registered, production unchanged, no failed request under load;
-  2. minimum healthy: with the second host out of the target group the release refuses
-     before draining the canary; with release_min_healthy=0 it goes ahead;
-  3. a change to the service's environment applied with site.yml under load: the hosts
-     restart one at a time behind a drained target, no failed request;
-  4. `make patch` with the reboot forced, under load: the same.
+  2. a change to the service's environment applied with configure.yml (as site.yml
+     applies it) under load: the hosts restart one at a time behind a drained target, no
+     failed request;
+  3. `make patch` with the reboot forced, under load: the same.
+Minimum healthy (a release refused before draining the canary when the second host is out
+of the target group, let through with release_min_healthy=0) runs inside
+test_release.py's bad-checksum release, which needs a canary drain anyway.
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 
@@ -21,21 +20,18 @@ from tests.e2e.conftest import front_door_request
 from tests.e2e.releasing import (
     BREAKING_OK,
     ENV_FILE,
+    SHORT_BAKE,
     Env,
     assert_no_failed_request,
     assert_one_host_at_a_time,
-    assert_refused,
     bucket_cut_off,
     card_teams,
     current_link,
-    model_releases,
     on_host,
     registered_targets,
     release,
     serving,
-    target_group,
     under_load,
-    vector_bundle,
 )
 
 pytestmark = pytest.mark.testbed
@@ -54,7 +50,9 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
         run, report, _ = under_load(
             "release-fault",
             (home, away),
-            lambda: release("release-fault", "-e", f"release_version={target}", *BREAKING_OK),
+            lambda: release(
+                "release-fault", "-e", f"release_version={target}", *BREAKING_OK, *SHORT_BAKE
+            ),
         )
     assert run.result.returncode != 0
     output = " ".join(run.output.split())
@@ -84,42 +82,6 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
     assert registered_targets() == {h.name for h in env.hosts}
 
 
-def test_too_few_healthy_hosts_refuse_and_min_healthy_zero_goes_ahead(
-    env: Env, workdir: Path
-) -> None:
-    """With the second host out of the target group a release refuses before draining the
-    canary; with release_min_healthy=0 the same release goes ahead: it drains the canary,
-    where the bundle is refused (another scikit-learn), one run showing both the gate let
-    it through and the host's library check."""
-    production = env.production()["version"]
-    canary, second = env.hosts[0], env.hosts[1]
-    bundle = vector_bundle(workdir / "libs", seed=102)
-    card = json.loads((bundle / "model_card.json").read_text())
-    card["libraries"]["scikit-learn"] = "0.24.2"
-    (bundle / "model_card.json").write_text(json.dumps(card, indent=2))
-    elb, arn = target_group()
-    elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": second.name}])
-    try:
-        run = release("min-healthy", "-e", f"release_bundle={bundle}", *BREAKING_OK)
-        assert_refused(
-            run, env, production, f"refused before draining {canary.name}", "release_min_healthy"
-        )
-        assert f"{second.name}: not registered, /health/ready 200" in " ".join(run.output.split())
-        assert run.events == {}  # nothing was drained
-
-        run = release(
-            "min-healthy-zero", "-e", f"release_bundle={bundle}", "-e", "release_min_healthy=0",
-            *BREAKING_OK,
-        )  # fmt: skip
-        assert_refused(run, env, production, f"stopped on {canary.name}", "scikit-learn mismatch")
-        assert [e["event"] for e in run.events[canary.name]][:2] == ["start", "drained"]
-        assert card["version"] not in model_releases(canary)
-        assert registered_targets() == {canary.name}
-    finally:
-        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": second.name}])
-    assert registered_targets() == {h.name for h in env.hosts}
-
-
 # ------------------------------------------- guardrails (fleet changes one host at a time)
 
 
@@ -130,7 +92,7 @@ def test_a_configuration_change_restarts_hosts_one_at_a_time_under_load(env: Env
     run, report, _ = under_load(
         "configure-env",
         (home, away),
-        lambda: release("configure-env", "-e", marker, playbook="site.yml"),
+        lambda: release("configure-env", "-e", marker, playbook="playbooks/configure.yml"),
     )
     assert_no_failed_request(run, report, env)
     assert_one_host_at_a_time(run, env)

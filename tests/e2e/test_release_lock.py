@@ -2,17 +2,18 @@
 journal), on the local environment after test_release_guardrails.py (production on a
 football model A, the one it was rolled back from, B, still published). Under the same
 paced load through the front door as the other release tests, every request logged:
-  1. two releases of B started together: exactly one runs, the other exits within 10 s
-     naming the holder and does nothing; the one that runs is interrupted (SIGINT to its
-     process group, as a terminal's Ctrl-C) while the canary is out of rotation: its
-     wrapper gives the lock back and the journal stays; `make release` of B again
-     reconciles (the canary registered first) and finishes. No failed request.
-  2. a release of A killed with SIGKILL (playbook and wrapper) mid-rollout: the lock stays,
-     the next release is refused naming the dead holder, `make release-unlock` breaks it
-     and says what the journal left, and `make release` of A reconciles (the canary the
-     dead run drained registered first) and finishes. No failed request.
-  3. the same SIGINT as in 1 during a release of B, then `make rollback`: reconciled, and
-     every host back on what production.json names (A), not on its history (B).
+  1. a release of B killed with SIGKILL (playbook and wrapper) while the canary is out of
+     rotation: the lock stays, the next release is refused naming the dead holder, `make
+     release-unlock` breaks it and says what the journal left, and `make release` of B
+     reconciles (the canary the dead run drained registered first) and finishes it.
+     Production B, its history A. No failed request.
+  2. two releases of A (production's history) started together: exactly one runs, the
+     other exits within 10 s naming the holder and does nothing; the one that runs is
+     interrupted (SIGINT to its process group, as a terminal's Ctrl-C) while the canary is
+     out of rotation: its wrapper gives the lock back and the journal stays; `make
+     rollback` reconciles (the canary registered first) and puts every host on what
+     production.json names (B), not on its history (A, the version the interrupted run
+     was releasing). No failed request.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import pytest
 from tests.e2e.conftest import LOG_DIR, REPO, ansible_env, run_playbook
 from tests.e2e.releasing import (
     BREAKING_OK,
+    SHORT_BAKE,
     Env,
     Run,
     card_teams,
@@ -140,73 +142,24 @@ def assert_no_failure(report: Any) -> None:
     assert report.failures == [], [(s.status, s.path) for s in report.failures[:10]]
 
 
-def test_one_run_at_a_time_and_an_interrupted_release_is_finished(env: Env) -> None:
+def test_a_dead_run_keeps_the_lock_until_unlocked_and_is_then_finished(env: Env) -> None:
     pointer = env.production()
     old, target = pointer["version"], pointer["rolled_back_from"]
     canary = env.hosts[0]
     home, away = sorted(card_teams(env, old) & card_teams(env, target))[:2]
-    args = ("-e", f"release_version={target}", *BREAKING_OK)
-    seen: dict[str, Any] = {}
-
-    first = start_wrapped("lock-first", "playbooks/release.yml", *args)
-    second = start_wrapped("lock-second", "playbooks/release.yml", *args)
-    # Exactly one runs: the other is refused within 10 s, naming the holder. The paced load
-    # starts once that is seen (the one that runs is still preparing: reconcile, journal,
-    # minimum healthy come before its first drain), so it covers every host's move without
-    # competing with the two starts for the two cores.
-    deadline = time.monotonic() + 30
-    while first.process.poll() is None and second.process.poll() is None:
-        assert time.monotonic() < deadline, "neither release was refused"
-        time.sleep(0.1)
-    loser, winner = (first, second) if first.process.poll() is not None else (second, first)
-    seen["refused_after"] = time.monotonic() - loser.started
-    seen["loser"], seen["loser_code"] = loser.output(), loser.process.returncode
-    seen["holder"] = lock(env)
-
-    def interrupted_then_finished() -> Run:
-        seen.update(stop_out_of_rotation(env, winner, canary.name, signal.SIGINT))
-        return release("lock-finish", *args)
-
-    run, report, _ = under_load("lock-interrupted", (home, away), interrupted_then_finished)
-    assert seen["loser_code"] != 0
-    assert seen["refused_after"] < 10, seen["refused_after"]
-    assert "release refused, the fleet is busy" in seen["loser"]
-    assert seen["holder"]["run_id"] in seen["loser"]
-    assert "drained" not in seen["loser"]  # it never reached a host
-    assert seen["code"] != 0
-    assert seen["lock"] is None  # the wrapper gave it back ...
-    assert seen["journal"]["finished"] is False  # ... and kept the journal
-    assert seen["phase"] in OUT_OF_ROTATION
-
-    assert run.result.returncode == 0, run.output[-4000:]
-    output = " ".join(run.output.split())
-    assert "an interrupted run left the fleet unfinished" in output
-    assert f"{canary.name} ({seen['phase']} when the run stopped): serves" in output
-    assert "registered again" in output
-    assert env.production()["version"] == target
-    assert_fleet_at_rest(env, target)
-    assert_no_failure(report)
-
-
-def test_a_dead_run_keeps_the_lock_until_unlocked_and_is_then_finished(env: Env) -> None:
-    _, earlier, (home, away) = production_and_the_one_before(env)
-    canary = env.hosts[0]
+    args = ("-e", f"release_version={target}", *BREAKING_OK, *SHORT_BAKE)
     seen: dict[str, Any] = {}
 
     def killed_then_finished() -> Run:
-        dead = start_wrapped(
-            "lock-killed", "playbooks/release.yml", "-e", f"release_version={earlier}", *BREAKING_OK
-        )
+        dead = start_wrapped("lock-killed", "playbooks/release.yml", *args)
         seen.update(stop_out_of_rotation(env, dead, canary.name, signal.SIGKILL))
         start = time.monotonic()
-        seen["refused"] = release("lock-refused", "-e", f"release_version={earlier}")
+        seen["refused"] = release("lock-refused", "-e", f"release_version={target}")
         seen["refused_seconds"] = time.monotonic() - start
         seen["unlock"] = run_playbook(
             "playbooks/fleet.yml", "-e", "fleet_command=unlock", log="release-lock-unlock.log"
         )
-        return release(
-            "lock-release-after-unlock", "-e", f"release_version={earlier}", *BREAKING_OK
-        )
+        return release("lock-release-after-unlock", *args)
 
     run, report, _ = under_load("lock-killed", (home, away), killed_then_finished)
     stale = seen["lock"]  # nobody gave it back
@@ -226,27 +179,53 @@ def test_a_dead_run_keeps_the_lock_until_unlocked_and_is_then_finished(env: Env)
     assert run.result.returncode == 0, run.output[-4000:]
     output = " ".join(run.output.split())
     assert f"{canary.name} ({seen['phase']} when the run stopped): serves" in output
-    assert env.production()["version"] == earlier
-    assert_fleet_at_rest(env, earlier)
+    assert "registered again" in output
+    assert env.production()["version"] == target
+    assert env.production()["history"][0]["version"] == old
+    assert_fleet_at_rest(env, target)
     assert_no_failure(report)
     print(json.dumps({k: v for k, v in seen.items() if k.endswith("seconds")}))
 
 
-def test_an_interrupted_release_is_undone_by_rollback(env: Env) -> None:
+def test_one_run_at_a_time_and_an_interrupted_release_is_undone_by_rollback(env: Env) -> None:
     production, earlier, (home, away) = production_and_the_one_before(env)
     canary = env.hosts[0]
+    args = ("-e", f"release_version={earlier}", *BREAKING_OK, *SHORT_BAKE)
     seen: dict[str, Any] = {}
 
+    first = start_wrapped("lock-first", "playbooks/release.yml", *args)
+    second = start_wrapped("lock-second", "playbooks/release.yml", *args)
+    # Exactly one runs: the other is refused within 10 s, naming the holder. The paced load
+    # starts once that is seen (the one that runs is still preparing: reconcile, journal,
+    # minimum healthy come before its first drain), so it covers every host's move without
+    # competing with the two starts for the two cores.
+    deadline = time.monotonic() + 30
+    while first.process.poll() is None and second.process.poll() is None:
+        assert time.monotonic() < deadline, "neither release was refused"
+        time.sleep(0.1)
+    loser, winner = (first, second) if first.process.poll() is not None else (second, first)
+    seen["refused_after"] = time.monotonic() - loser.started
+    seen["loser"], seen["loser_code"] = loser.output(), loser.process.returncode
+    seen["holder"] = lock(env)
+
     def interrupted_then_rolled_back() -> Run:
-        args = ("-e", f"release_version={earlier}", *BREAKING_OK)
-        run = start_wrapped("lock-interrupted-rollback", "playbooks/release.yml", *args)
-        seen.update(stop_out_of_rotation(env, run, canary.name, signal.SIGINT))
+        seen.update(stop_out_of_rotation(env, winner, canary.name, signal.SIGINT))
         return release("lock-rollback", playbook="playbooks/rollback.yml")
 
-    run, report, _ = under_load("lock-rollback", (home, away), interrupted_then_rolled_back)
-    assert seen["code"] != 0 and seen["lock"] is None
+    run, report, _ = under_load("lock-interrupted", (home, away), interrupted_then_rolled_back)
+    assert seen["loser_code"] != 0
+    assert seen["refused_after"] < 10, seen["refused_after"]
+    assert "release refused, the fleet is busy" in seen["loser"]
+    assert seen["holder"]["run_id"] in seen["loser"]
+    assert "drained" not in seen["loser"]  # it never reached a host
+    assert seen["code"] != 0
+    assert seen["lock"] is None  # the wrapper gave it back ...
+    assert seen["journal"]["finished"] is False  # ... and kept the journal
+    assert seen["phase"] in OUT_OF_ROTATION
+
     assert run.result.returncode == 0, run.output[-4000:]
     output = " ".join(run.output.split())
+    assert "an interrupted run left the fleet unfinished" in output
     assert f"{canary.name} ({seen['phase']} when the run stopped): serves" in output
     # Back to what production.json names, which the interrupted run never moved; not to
     # its history (which names the version the interrupted run was releasing).

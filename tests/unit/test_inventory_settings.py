@@ -192,3 +192,22 @@ def test_a_key_prefix_means_the_same_keys_everywhere(tmp_path: Path, prefix: str
         "release": "team-a/models/production.json",
     }
     assert resolve(tmp_path / "none", "aws")["pointer_keys"]["release"] == "models/production.json"
+
+
+# Set in inventory/aws/group_vars/all/palpite.yml, which the local inventory reads too:
+# a playbook that defaults one of them again keeps a second default that can drift
+# (`default(omit, true)`, leaving an empty setting out of a module's arguments, is no default).
+INVENTORY_SETTINGS = ("aws_region", "aws_module_defaults", "aws_endpoint_url", "palpite_project",
+                      "palpite_environment", "artifact_bucket_name")  # fmt: skip
+
+
+def test_playbooks_do_not_default_the_inventorys_settings_again() -> None:
+    files = [REPO / "site.yml", *sorted((REPO / "playbooks").rglob("*.yml"))]
+    repeats = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for name in INVENTORY_SETTINGS
+        if f"{name} | default(" in line and f"{name} | default(omit" not in line
+    ]
+    assert repeats == []
