@@ -1,9 +1,13 @@
 """palpite-model-check (the model_api role's smoke test of a bundle on a host), run as the
-role runs it: a script in a subprocess, with the project's Python."""
+role runs it: a command in a subprocess, with the project's Python. The role calls the
+package's console script (`palpite-model-check`, pyproject.toml); `python -m app.model_check`
+is the same entry point without needing the venv reinstalled."""
 
+import importlib
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +16,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from app import model_check
 from ml.bundle import write_bundle
 from tests.unit.bundle.bundle_helpers import make_data, vector_fields
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "roles" / "model_api" / "files" / "palpite-model-check.py"
 
 
 def vector_bundle(out: Path, model: object, x: np.ndarray, y: np.ndarray) -> Path:
@@ -26,7 +30,7 @@ def vector_bundle(out: Path, model: object, x: np.ndarray, y: np.ndarray) -> Pat
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
+        [sys.executable, "-m", "app.model_check", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -69,3 +73,14 @@ def test_smoke_names_the_version_it_expected(tmp_path, data):
     result = check("smoke", str(bundle), "--expect-version", "20990101T000000Z-00000000")
     assert result.returncode == 1
     assert "expected 20990101T000000Z-00000000" in result.stderr
+
+
+def test_the_console_script_is_this_entry_point():
+    # The role runs <venv>/bin/palpite-model-check: pyproject.toml must name this main().
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, attr = scripts["palpite-model-check"].partition(":")
+    assert getattr(importlib.import_module(module), attr) is model_check.main
+    result = check("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: palpite-model-check ")
+    assert all(name in result.stdout for name in ("unpack", "verify", "smoke"))

@@ -1,15 +1,17 @@
 """palpite-model-check: unpack, verify and smoke-test a model bundle with the app's own code.
 
-Run with the app release's venv Python (installed by the model_api role):
+A console script of the package (pyproject.toml), run from an app release's venv by the
+model_api role:
   palpite-model-check unpack ARCHIVE RELEASES_DIR VERSION  # checksums, no unpickling
   palpite-model-check verify BUNDLE_DIR [--expect-version V]   # checksums, no unpickling
   palpite-model-check smoke BUNDLE_DIR [--expect-version V]    # load + sample prediction
+(`python -m app.model_check ...` is the same command.)
 
 `smoke` loads the bundle exactly as a gunicorn worker does (app.model_state) and runs the
 example instance of the bundle's own input schema through the serving pipeline
 (app.predict.Predictor: parse, validate, predict, encode). It prints one JSON line and
-exits 0, or prints the reason on stderr and exits 1. Run it as the service user: it
-unpickles the model.
+exits 0, or prints the reason on stderr and exits 1. It unpickles the model: the role runs
+it under the service unit's sandbox (systemd-run with the unit's protections).
 """
 
 import argparse
