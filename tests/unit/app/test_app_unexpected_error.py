@@ -17,28 +17,26 @@ import orjson
 import pytest
 import uvicorn
 
-import app.api
-from app.context import AppContext
 from app.main import create_app
-from app.predict import Predictor
+from app.predict import Prediction, Predictor
 from app.settings import Settings
 
 
-class _Failing:
-    """answer_predictions that fails like a model raising on one input."""
+def _failing(real: Callable[[Predictor, bytes], Prediction]) -> Callable[..., Prediction]:
+    """Predictor.run (what every POST /predict goes through) failing like a model raising
+    on one input."""
 
-    def __init__(self, real: Callable[[AppContext, Predictor, bytes], bytes]) -> None:
-        self.real = real
-
-    def __call__(self, ctx: AppContext, predictor: Predictor, body: bytes) -> bytes:
+    def run(self: Predictor, body: bytes) -> Prediction:
         if b"boom" in body:
             raise RuntimeError("the estimator raised on this input")
-        return self.real(ctx, predictor, body)
+        return real(self, body)
+
+    return run
 
 
 @pytest.fixture
 def server(vector_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    monkeypatch.setattr(app.api, "answer_predictions", _Failing(app.api.answer_predictions))
+    monkeypatch.setattr(Predictor, "run", _failing(Predictor.run))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
