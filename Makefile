@@ -147,7 +147,7 @@ RELEASE_SOURCE = $(if $(DATA),-e release_data=$(abspath $(DATA)))$(if $(BUNDLE),
 # The fleet-changing targets run under ml/fleet_run.py: a Ctrl-C gives the fleet lock back.
 FLEET_RUN = $(BIN)/python -m ml.fleet_run
 
-.PHONY: release rollback release-app patch release-status release-unlock
+.PHONY: release rollback release-app patch release-status release-unlock sign-published
 
 release: venv ## Roll a model out, canary first: DATA=results.csv | BUNDLE=dir | VERSION=v
 	@test -n "$(strip $(RELEASE_SOURCE))" || { echo "make release DATA=results.csv | BUNDLE=bundle-dir | VERSION=version"; exit 2; }
@@ -167,6 +167,9 @@ release-status: venv ## Who holds the fleet lock (since when, doing what) and th
 
 release-unlock: venv ## Break a dead run's fleet lock; says what its journal left unfinished
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/fleet.yml -e fleet_command=unlock $(ARGS)
+
+sign-published: venv ## Sign every published artifact whose checksum matches (upgrade, key rotation)
+	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/sign_published.yml $(ARGS)
 
 # -- slow tests (not in `make test`) ---------------------------------------------------------
 .PHONY: test-slow

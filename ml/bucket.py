@@ -7,6 +7,8 @@ Layout, under `s3://BUCKET/<prefix>models/<version>/`:
   model_card.json           a copy of the card, for tools that want metadata only
   signature.json            the bundle's signature over its card (ml.signing), if signed;
                             not in the archive, so signing later keeps the archive as it is
+  <version>.tar.gz.sha256.sig  the signature over the .sha256 hosts check before they
+                            download (ml.artifact_sign), if signed
   <version>.tar.gz.sha256   "<hex>  <version>.tar.gz", written last: a version counts as
                             published only once this exists
 
@@ -44,7 +46,7 @@ def s3_errors(action: str, bucket: str, key: str) -> Iterator[None]:
         raise PalpiteError(f"S3 {action} s3://{bucket}/{key} failed: {exc}") from None
 
 
-def _is_missing(exc: Any) -> bool:
+def is_missing(exc: Any) -> bool:
     return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
@@ -58,7 +60,7 @@ def published_sha256(version: str, bucket: str, prefix: str = "", s3: Any = None
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise
     digest = body.decode(errors="replace").split()[0] if body.strip() else ""

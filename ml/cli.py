@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ml.cli_artifact import add_artifact_parsers
 from ml.cli_bundle import add_bundle_parsers, signing_key_arg
 from ml.errors import PalpiteError
 from ml.gate import DEFAULT_MIN_GAIN
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_pipeline_parsers(sub)
     add_bundle_parsers(sub)
+    add_artifact_parsers(sub)
     return parser
 
 

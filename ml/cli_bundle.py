@@ -147,7 +147,7 @@ def add_package_parser(sub: Any) -> None:
     p.set_defaults(func=run_package)
 
 
-def _location_args(p: argparse.ArgumentParser) -> None:
+def location_args(p: argparse.ArgumentParser) -> None:
     bucket = os.environ.get("PALPITE_BUCKET")
     p.add_argument(
         "--bucket",
@@ -210,7 +210,7 @@ def add_publish_parser(sub: Any) -> None:
         " quality gate; prints a JSON line with version, key and sha256.",
     )
     p.add_argument("bundle", type=Path, help="bundle directory")
-    _location_args(p)
+    location_args(p)
     p.add_argument(
         "--min-gain",
         type=float,
@@ -232,7 +232,7 @@ def add_presign_parser(sub: Any) -> None:
         help="presigned GET URL and sha256 of a published bundle (JSON)",
     )
     p.add_argument("version")
-    _location_args(p)
+    location_args(p)
     p.add_argument("--expires-in", type=int, default=3600, help="seconds (default: 3600)")
     p.set_defaults(func=run_presign)
 

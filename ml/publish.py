@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml.archive import write_archive
+from ml.artifact_sign import put_manifest_signature, sign_published
 from ml.bucket import archive_key, published_sha256, s3_errors, version_prefix
 from ml.card import CARD_FILE, SIGNATURE_FILE, read_card
 from ml.errors import PalpiteError
 from ml.fileio import sha256_file
 from ml.gate import DEFAULT_MIN_GAIN, check_quality_gate
 from ml.s3 import s3_client
+from ml.signing_core import BUNDLE_KIND
 
 if TYPE_CHECKING:
     from ml.signing import Signer
@@ -32,6 +34,8 @@ class Published:
     sha256: str
     status: str  # "uploaded" or "already published"
     signed_by: str | None = None  # key id of the uploaded signature.json, None if unsigned
+    # key id of the uploaded signature over the archive's .sha256 (what hosts verify)
+    archive_signed_by: str | None = None
 
 
 def publish_bundle(
@@ -45,7 +49,9 @@ def publish_bundle(
     s3: Any = None,
 ) -> Published:
     """Gate, (sign,) archive and upload a bundle; publishing it again only (re)uploads its
-    signature, so a version published unsigned can be signed later."""
+    signatures, so a version published unsigned can be signed later. With a signer, the
+    archive's `.sha256` is signed too (`<archive>.sha256.sig`, ml.artifact_sign): that is
+    what hosts verify before they download it."""
     bundle_dir = Path(bundle_dir)
     card = read_card(bundle_dir)
     version = card["version"]
@@ -64,7 +70,14 @@ def publish_bundle(
         existing = published_sha256(version, bucket, prefix, s3)
         if existing == digest:
             signed_by = _put_signature(s3, bucket, prefix, version, signature)
-            return Published(version, bucket, key, digest, "already published", signed_by)
+            archive_signed_by = (
+                sign_published(s3, bucket, key, BUNDLE_KIND, signer, local_file=archive)[0]
+                if signer is not None
+                else None
+            )
+            return Published(
+                version, bucket, key, digest, "already published", signed_by, archive_signed_by
+            )
         if existing is not None:
             raise PalpiteError(
                 f"version {version} is already published with archive sha256 {existing[:12]}…,"
@@ -90,14 +103,16 @@ def publish_bundle(
             ContentType="application/json",
         )
     signed_by = _put_signature(s3, bucket, prefix, version, signature)
+    manifest = f"{digest}  {version}.tar.gz\n".encode()
+    # Its signature first: the .sha256, written last, marks the version complete.
+    archive_signed_by = (
+        put_manifest_signature(s3, bucket, key, manifest, signer, BUNDLE_KIND)
+        if signer is not None
+        else None
+    )
     with s3_errors("upload", bucket, key + ".sha256"):
-        s3.put_object(
-            Bucket=bucket,
-            Key=key + ".sha256",
-            Body=f"{digest}  {version}.tar.gz\n".encode(),
-            ContentType="text/plain",
-        )
-    return Published(version, bucket, key, digest, "uploaded", signed_by)
+        s3.put_object(Bucket=bucket, Key=key + ".sha256", Body=manifest, ContentType="text/plain")
+    return Published(version, bucket, key, digest, "uploaded", signed_by, archive_signed_by)
 
 
 def _put_signature(

@@ -9,21 +9,35 @@ ECDSA P-256 PEM files, or an AWS KMS ECDSA P-256 key (`kms:<key id, ARN or alias
 """
 
 import base64
-import binascii
+import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any
 
 from ml.card import CARD_FILE, SIGNATURE_FILE, BundleError, read_card
 from ml.checksums import check_files, verified_card
 from ml.errors import PalpiteError
 from ml.fileio import atomic_output, sha256_file
+from ml.signing_core import (
+    BUNDLE_KIND,
+    KINDS,
+    MANIFEST_SIGNATURE_SUFFIX,
+    NAME_RE,
+    SIGNATURE_FORMAT,
+    ChecksumError,
+    PublicKey,
+    SignatureError,
+    check_document,
+    check_file_sha256,
+    failer,
+    signed_message,
+    verify_document,
+    verify_signed_manifest,
+)
 from ml.signing_keys import (
     KeyFileSigner,
     KmsSigner,
-    PublicKey,
     Signer,
     generate_key,
     load_public_key,
@@ -31,10 +45,13 @@ from ml.signing_keys import (
     load_trusted_keys,
 )
 
-# Keys live in ml.signing_keys; these names are re-exported for callers of ml.signing.
+# The verification core lives in ml.signing_core (the hosts run it too); keys in
+# ml.signing_keys. These names are re-exported for callers of ml.signing.
 __all__ = [
     "BUNDLE_KIND",
     "KINDS",
+    "MANIFEST_SIGNATURE_SUFFIX",
+    "ChecksumError",
     "KeyFileSigner",
     "KmsSigner",
     "PublicKey",
@@ -48,48 +65,27 @@ __all__ = [
     "read_signature",
     "sign_bundle",
     "sign_manifest",
+    "sign_manifest_bytes",
     "signed_message",
     "verify_checksummed_file",
     "verify_manifest",
     "verify_signed_bundle",
 ]
 
-SIGNATURE_FORMAT = 1
-BUNDLE_KIND = "model-bundle"
-KINDS = (BUNDLE_KIND, "app-release", "python-archive")
-# The message signed is this line plus the compact, key-sorted JSON of these fields.
-_DOMAIN = b"palpite-signature-v1\n"
-_SIGNED_FIELDS = ("signature_format", "kind", "name", "manifest_sha256", "algorithm", "key_id")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
-_MAX_SIGNATURE_BYTES = 64 * 1024  # a real one is under 1 KiB
-
-
-class SignatureError(PalpiteError):
-    """A missing, malformed, untrusted or invalid signature: do not use the artifact."""
-
 
 # ---------------------------------------------------------------- manifests
 
 
-def signed_message(document: Mapping[str, Any]) -> bytes:
-    """The exact bytes a signature covers (docs/bundle.md)."""
-    fields = {name: document[name] for name in _SIGNED_FIELDS}
-    return _DOMAIN + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-
-
-def sign_manifest(
-    manifest: Path, signature_path: Path, signer: Signer, *, kind: str, name: str
-) -> dict[str, Any]:
-    """Sign `manifest` as artifact `name` of `kind`; write the signature JSON, return it."""
-    if kind not in KINDS or not _NAME_RE.match(name):
+def sign_manifest_bytes(manifest: bytes, signer: Signer, *, kind: str, name: str) -> bytes:
+    """The signature JSON over `manifest`'s bytes as artifact `name` of `kind`."""
+    if kind not in KINDS or not NAME_RE.match(name):
         raise PalpiteError(f"cannot sign {kind!r} {name!r}: unknown kind or unsafe name")
     public = signer.public_key
     document: dict[str, Any] = {
         "signature_format": SIGNATURE_FORMAT,
         "kind": kind,
         "name": name,
-        "manifest_sha256": sha256_file(manifest),
+        "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
         "algorithm": public.algorithm,
         "key_id": public.key_id,
     }
@@ -98,31 +94,45 @@ def sign_manifest(
     if not public.verify(signature, message):
         raise SignatureError(f"key {public.key_id} made a signature that does not verify")
     document["signature"] = base64.b64encode(signature).decode()
+    return (json.dumps(document, indent=2) + "\n").encode()
+
+
+def sign_manifest(
+    manifest: Path, signature_path: Path, signer: Signer, *, kind: str, name: str
+) -> dict[str, Any]:
+    """Sign `manifest` as artifact `name` of `kind`; write the signature JSON, return it."""
+    signature = sign_manifest_bytes(Path(manifest).read_bytes(), signer, kind=kind, name=name)
     with atomic_output(Path(signature_path)) as tmp:
-        tmp.write_text(json.dumps(document, indent=2) + "\n")
+        tmp.write_bytes(signature)
         tmp.chmod(0o644)
-    return document
+    return dict(json.loads(signature))
 
 
-def _parse_signature(raw: bytes, fail: "_Fail") -> tuple[dict[str, Any], bytes]:
+def _read(path: Path, fail: Any) -> bytes | None:
     try:
-        document = json.loads(raw)
-        well_formed = (
-            isinstance(document, dict)
-            and document.get("signature_format") == SIGNATURE_FORMAT
-            and all(isinstance(document.get(f), str) for f in (*_SIGNED_FIELDS[1:], "signature"))
-            and bool(_HEX64_RE.match(document["manifest_sha256"]))
-        )
-        signature = base64.b64decode(document["signature"], validate=True) if well_formed else b""
-    except (ValueError, binascii.Error):
-        well_formed = False
-    if not well_formed:
-        fail("malformed signature file (not signature_format 1 JSON)")
-    return document, signature
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
 
 
-class _Fail(Protocol):
-    def __call__(self, what: str) -> NoReturn: ...
+def _manifest_bytes(manifest: Path, fail: Any) -> bytes:
+    content = _read(manifest, fail)
+    if content is None:
+        fail(f"cannot read {manifest}: No such file or directory")
+    return content
+
+
+def _checked_document(
+    manifest: Path, signature_path: Path, kind: str, name: str | None, fail: Any
+) -> tuple[dict[str, Any], bytes]:
+    manifest, signature_path = Path(manifest), Path(signature_path)
+    content, signature = _manifest_bytes(manifest, fail), _read(signature_path, fail)
+    return check_document(
+        content, manifest.name, signature, kind=kind, name=name, fail=fail,
+        signature_name=signature_path.name,
+    )  # fmt: skip
 
 
 def read_signature(
@@ -130,45 +140,7 @@ def read_signature(
 ) -> dict[str, Any]:
     """The signature file, checked against the manifest without any key: right kind and
     name, and made over these manifest bytes. Publishing uses it to refuse a stale one."""
-    return _check_document(manifest, Path(signature_path), kind, name, _failer(artifact, []))[0]
-
-
-def _failer(artifact: str, trusted: Sequence[PublicKey]) -> "_Fail":
-    ids = ", ".join(key.key_id for key in trusted)
-
-    def fail(what: str) -> NoReturn:
-        expected = f"; trusted key ids: {ids}" if ids else ""
-        raise SignatureError(f"{artifact}: signature check failed: {what}{expected}")
-
-    return fail
-
-
-def _check_document(
-    manifest: Path, signature_path: Path, kind: str, name: str | None, fail: "_Fail"
-) -> tuple[dict[str, Any], bytes]:
-    try:
-        raw = signature_path.read_bytes()
-    except FileNotFoundError:
-        fail(f"unsigned (no {signature_path.name})")
-    except OSError as exc:
-        fail(f"cannot read {signature_path}: {exc.strerror or exc}")
-    if len(raw) > _MAX_SIGNATURE_BYTES:
-        fail(f"{signature_path.name} is larger than {_MAX_SIGNATURE_BYTES} bytes")
-    document, signature = _parse_signature(raw, fail)
-    if document["kind"] != kind:
-        fail(f"the signature is for kind {document['kind']}, not {kind}")
-    if name is not None and document["name"] != name:
-        fail(f"the signature is for {document['name']}, not {name}")
-    try:
-        digest = sha256_file(manifest)
-    except OSError as exc:
-        fail(f"cannot read {manifest}: {exc.strerror or exc}")
-    if digest != document["manifest_sha256"]:
-        fail(
-            f"{Path(manifest).name} changed after signing (sha256 {digest[:12]}…,"
-            f" signed {document['manifest_sha256'][:12]}…)"
-        )
-    return document, signature
+    return _checked_document(manifest, signature_path, kind, name, failer(artifact, []))[0]
 
 
 def verify_manifest(
@@ -186,29 +158,11 @@ def verify_manifest(
     the key that signed and the signature document; raises SignatureError (one line naming
     the artifact, the trusted key ids and what failed).
     """
-    fail = _failer(artifact or str(manifest), trusted)
+    fail = failer(artifact or str(manifest), trusted)
     if not trusted:
         fail("no trusted public key given")
-    document, signature = _check_document(Path(manifest), Path(signature_path), kind, name, fail)
-    key = next((k for k in trusted if k.key_id == document["key_id"]), None)
-    if key is None:
-        fail(f"signed by key {document['key_id']}, which is not trusted")
-    if key.algorithm != document["algorithm"]:
-        fail(f"algorithm {document['algorithm']} is not key {key.key_id}'s ({key.algorithm})")
-    if not key.verify(signature, signed_message(document)):
-        fail(f"the signature is not valid for key {key.key_id}")
-    return key, document
-
-
-def _listed_sha256(manifest: Path, file_name: str) -> str | None:
-    """The sha256 for `file_name` in a `sha256sum` file; a lone bare digest also counts."""
-    lines = [line.split() for line in Path(manifest).read_text().splitlines() if line.strip()]
-    for parts in lines:
-        if len(parts) == 2 and parts[1].lstrip("*") == file_name:
-            return parts[0].lower()
-    if len(lines) == 1 and len(lines[0]) == 1:
-        return lines[0][0].lower()
-    return None
+    document, signature = _checked_document(manifest, signature_path, kind, name, fail)
+    return verify_document(document, signature, trusted, fail), document
 
 
 def verify_checksummed_file(
@@ -223,18 +177,12 @@ def verify_checksummed_file(
     signature (artifact name: the file's name), then the file's sha256."""
     artifact_file = Path(artifact_file)
     name = artifact_file.name
-    key, _ = verify_manifest(
-        manifest, signature_path, trusted, kind=kind, name=name, artifact=f"{kind} {name}"
-    )
-    expected = _listed_sha256(manifest, name)
-    if expected is None or not _HEX64_RE.match(expected):
-        raise PalpiteError(f"{kind} {name}: signed manifest {manifest} lists no sha256 for it")
-    actual = sha256_file(artifact_file)
-    if actual != expected:
-        raise PalpiteError(
-            f"{kind} {name}: signature valid (key {key.key_id}) but checksum mismatch:"
-            f" manifest says {expected[:12]}…, file is {actual[:12]}…"
-        )
+    fail = failer(f"{kind} {name}", trusted)
+    expected, key = verify_signed_manifest(
+        _manifest_bytes(Path(manifest), fail), _read(Path(signature_path), fail), trusted,
+        kind=kind, file_name=name,
+    )  # fmt: skip
+    check_file_sha256(sha256_file(artifact_file), expected, f"{kind} {name}", key)
     return key
 
 

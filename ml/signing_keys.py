@@ -8,59 +8,24 @@ has no Ed25519).
 """
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ml.errors import PalpiteError
+from ml.signing_core import ECDSA_P256, ED25519, KEY_ID_HEX, PublicKey, public_key_from_pem
 
-ED25519 = "ed25519"
-ECDSA_P256 = "ecdsa-p256-sha256"
-KEY_ID_HEX = 16
+__all__ = ["ECDSA_P256", "ED25519", "KEY_ID_HEX", "PublicKey", "generate_key", "load_signer"]
+
 KMS_PREFIX = "kms:"
 
 _PEM, _PKCS8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
 _SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
-
-
-@dataclass(frozen=True)
-class PublicKey:
-    """A verification key with its key id (sha256 of its DER SubjectPublicKeyInfo)."""
-
-    key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
-    key_id: str
-    algorithm: str
-
-    @classmethod
-    def of(cls, key: Any, source: str) -> "PublicKey":
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            algorithm = ED25519
-        elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-            algorithm = ECDSA_P256
-        else:
-            raise PalpiteError(f"{source}: unsupported key type (use Ed25519 or ECDSA P-256)")
-        der = key.public_bytes(serialization.Encoding.DER, _SPKI)
-        return cls(key, hashlib.sha256(der).hexdigest()[:KEY_ID_HEX], algorithm)
-
-    def pem(self) -> bytes:
-        return self.key.public_bytes(_PEM, _SPKI)
-
-    def verify(self, signature: bytes, message: bytes) -> bool:
-        try:
-            if isinstance(self.key, ed25519.Ed25519PublicKey):
-                self.key.verify(signature, message)
-            else:
-                self.key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            return False
-        return True
 
 
 def _read_key_file(path: Path, what: str) -> bytes:
@@ -72,17 +37,7 @@ def _read_key_file(path: Path, what: str) -> bytes:
 
 def load_public_key(path: Path) -> PublicKey:
     """A PEM SubjectPublicKeyInfo file (`openssl pkey -pubout`, keygen's `.pub`)."""
-    data = _read_key_file(path, "public key")
-    if b"PRIVATE KEY-----" in data:
-        raise PalpiteError(f"{path} is a private key: pass its public key (the .pub file)")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm):
-        raise PalpiteError(
-            f"{path} is not a PEM public key (SubjectPublicKeyInfo, as `openssl pkey -pubout`"
-            " writes)"
-        ) from None
-    return PublicKey.of(key, str(path))
+    return public_key_from_pem(_read_key_file(path, "public key"), str(path))
 
 
 def load_trusted_keys(paths: Sequence[Path]) -> list[PublicKey]:

@@ -18,7 +18,6 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+
+from tests.local_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -115,12 +116,6 @@ def _as_moto_evaluates(policy: dict) -> dict:
     return policy
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _keys(iam, user: str, policy: dict) -> dict[str, str]:
     iam.create_user(UserName=user)
     iam.put_user_policy(UserName=user, PolicyName=user, PolicyDocument=json.dumps(policy))
@@ -133,7 +128,7 @@ def _keys(iam, user: str, policy: dict) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     server_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import hashlib
 import itertools
 import json
 import math
@@ -33,6 +34,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from ml.bundle import write_bundle
 from ml.publish import publish_bundle
+from ml.signing import load_signer
 from tests.e2e.conftest import (
     FAULT_COMMENT,
     FRONT_DOOR,
@@ -63,6 +65,9 @@ BREAKING_OK = ("-e", "release_allow_breaking=true")
 # test_release_bake.py keep the default.
 SHORT_BAKE = ("-e", "release_bake_seconds=8")
 NO_RELOAD_DROPIN = "/etc/systemd/system/palpite.service.d/zz-release-test-no-reload.conf"
+# The checkout's signing key (the artifact role's artifact_signing_key default): site.yml's
+# configure made it and installed its public key on the hosts, which trust nothing else.
+SIGNING_KEY = REPO / ".signing" / "signing.key"
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -83,8 +88,38 @@ class Env:
     def pointer(self, key: str) -> dict[str, Any]:
         return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
-    def publish(self, bundle: Path) -> str:
-        return publish_bundle(bundle, self.bucket, s3=self.s3, allow_unevaluated=True).version
+    def publish(self, bundle: Path, signing_key: Path | None = SIGNING_KEY) -> str:
+        """Publish a test bundle as `make release` does: signed with the checkout's key,
+        which the hosts trust (or `signing_key`); None uploads it unsigned, straight to the
+        bucket with valid checksums, as a bucket writer without the key could."""
+        signer = load_signer(signing_key) if signing_key is not None else None
+        published = publish_bundle(
+            bundle, self.bucket, s3=self.s3, allow_unevaluated=True, signer=signer
+        )
+        return published.version
+
+    def upload_unsigned_app_release(self, name: str) -> str:
+        """The running app release's tarball uploaded straight to the bucket as release
+        `name`, with a matching `.sha256` and no signature (valid checksums, no valid
+        signature), as a bucket writer without the key could. Returns the tarball's key."""
+        body = self.s3.get_object(Bucket=self.bucket, Key=self.latest_app()["key"])["Body"].read()
+        file_name = f"palpite-app-{name}.tar.gz"
+        key = f"releases/app/{name}/{file_name}"
+        manifest = f"{hashlib.sha256(body).hexdigest()}  {file_name}\n"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        self.s3.put_object(Bucket=self.bucket, Key=f"{key}.sha256", Body=manifest.encode())
+        return key
+
+    def remove(self, prefix: str) -> None:
+        """Delete every object under `prefix` (what a test uploaded to be refused)."""
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        for item in listed.get("Contents", []):
+            self.s3.delete_object(Bucket=self.bucket, Key=item["Key"])
+
+
+def trusted_key_id() -> str:
+    """The key id the hosts and the controller trust: the checkout's signing key's."""
+    return load_signer(SIGNING_KEY).public_key.key_id
 
 
 def on_host(host: AppHost, command: str) -> str:

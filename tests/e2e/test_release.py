@@ -2,9 +2,11 @@
 hosts (the session's environment, conftest.py: site.yml from nothing). In file order, each
 test leaving production where the next expects it:
   1. bad bundles are refused before `current` moves; production and every host stay put
-     (checksum, smoke prediction; the quality gate before any host); the checksum case
-     runs with the second host out of the target group, refused first by the minimum
-     healthy check, then let through to the canary with release_min_healthy=0;
+     (checksum, smoke prediction; the quality gate, and a bundle uploaded unsigned or
+     signed by a key the hosts do not trust, before any host); the checksum case runs
+     with the second host out of the target group, refused first by the minimum healthy
+     check, then let through to the canary with release_min_healthy=0; an app release
+     uploaded unsigned is refused before any host too;
   2. a canary that fails its health check rolls itself back; the second host is untouched;
   3. a release whose input contract breaks clients is refused before any host changes;
      then (train + gate + publish + rollout, allowed to break) under a fixed-rate load
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from ml.signing import generate_key
 from tests.e2e.conftest import REPO, front_door_request
 from tests.e2e.releasing import (
     BREAKING_OK,
@@ -48,6 +51,7 @@ from tests.e2e.releasing import (
     release,
     serving,
     target_group,
+    trusted_key_id,
     under_load,
     vector_bundle,
 )
@@ -60,10 +64,12 @@ def test_bad_bundles_are_refused_and_production_stays(env: Env, workdir: Path) -
     canary, second = env.hosts[0], env.hosts[1]
     second_releases = model_releases(second)
 
-    # 1. Checksum: the archive in the bucket is damaged after publishing. Released with the
-    # second host out of the target group (release guardrails 1/3, minimum healthy): first
-    # refused before the canary is drained, which would leave no host serving; then, with
-    # release_min_healthy=0, let through to the canary, where the download is refused.
+    # 1. Checksum: the archive in the bucket is damaged after publishing (its signed .sha256
+    # still verifies, on the controller and on the host; the host's download checks the
+    # archive against that signed sha256). Released with the second host out of the target
+    # group (release guardrails 1/3, minimum healthy): first refused before the canary is
+    # drained, which would leave no host serving; then, with release_min_healthy=0, let
+    # through to the canary, where the download is refused.
     damaged = env.publish(vector_bundle(workdir / "damaged", seed=101))
     key = f"models/{damaged}/{damaged}.tar.gz"
     body = bytearray(env.s3.get_object(Bucket=env.bucket, Key=key)["Body"].read())
@@ -108,6 +114,37 @@ def test_bad_bundles_are_refused_and_production_stays(env: Env, workdir: Path) -
     version = json.loads((bundle / "model_card.json").read_text())["version"]
     assert env.s3.list_objects_v2(Bucket=env.bucket, Prefix=f"models/{version}/")["KeyCount"] == 0
 
+    # 4. Signature (issue 17): a bundle uploaded straight to the bucket with valid checksums,
+    # unsigned or signed by a key the hosts do not trust, then `make release VERSION=...`:
+    # refused on the controller before the plan is pinned, before any host changes.
+    pointer = env.production()
+    trusted = trusted_key_id()
+    untrusted_key = workdir / "untrusted-key" / "signing.key"
+    shutil.rmtree(untrusted_key.parent, ignore_errors=True)
+    untrusted_key.parent.mkdir(parents=True)
+    untrusted = generate_key(untrusted_key).key_id
+    assert untrusted != trusted
+    unsigned = env.publish(vector_bundle(workdir / "unsigned", seed=106), signing_key=None)
+    wrongly_signed = env.publish(vector_bundle(workdir / "untrusted", seed=107), untrusted_key)
+    try:
+        for name, version, failed in [
+            ("unsigned", unsigned, f"unsigned (no {unsigned}.tar.gz.sha256.sig)"),
+            ("untrusted-key", wrongly_signed, f"signed by key {untrusted}, which is not trusted"),
+        ]:
+            run = release(f"bad-signature-{name}", "-e", f"release_version={version}")
+            assert_refused(
+                run, env, production, "Release refused before any host was touched",
+                f"s3://{env.bucket}/models/{version}/{version}.tar.gz: signature check failed:"
+                f" {failed}; trusted key ids: {trusted}",
+            )  # fmt: skip
+            assert run.events == {}
+            assert env.production() == pointer
+            for host in env.hosts:
+                assert version not in model_releases(host), host.name
+    finally:
+        for version in (unsigned, wrongly_signed):
+            env.remove(f"models/{version}/")
+
     # Only ever the canary: drained, refused, registered again; the second host was never
     # reached (no step of its own) and nothing was put back (nothing else had moved).
     for name in ("bad-checksum", "bad-smoke"):
@@ -115,6 +152,35 @@ def test_bad_bundles_are_refused_and_production_stays(env: Env, workdir: Path) -
         assert f"{second.name}: not reached" in " ".join(log.split())
         assert "then back on" not in log
     assert model_releases(second) == second_releases
+
+
+def test_an_app_release_without_a_valid_signature_is_refused(env: Env) -> None:
+    """Issue 17: an app release uploaded straight to the bucket (the running release's
+    tarball under a new name, its .sha256 matching, no signature), then `make release-app
+    APP_VERSION=...`: refused on the controller before any host changes; latest.json,
+    production and every host's app and model stay as they were."""
+    model, latest = env.production(), env.latest_app()
+    running = latest["version"]
+    name = f"unsigned-{int(time.time())}"
+    key = env.upload_unsigned_app_release(name)
+    try:
+        run = release(
+            "bad-signature-app", "-e", f"release_app_version={name}",
+            playbook="playbooks/release_app.yml",
+        )  # fmt: skip
+        assert_refused(
+            run, env, model["version"],
+            f"s3://{env.bucket}/{key}: signature check failed: unsigned"
+            f" (no palpite-app-{name}.tar.gz.sha256.sig); trusted key ids: {trusted_key_id()}",
+        )  # fmt: skip
+        assert run.events == {}
+        assert env.latest_app() == latest
+        assert env.production() == model
+        for host in env.hosts:
+            assert app_release(host) == running, host.name
+            assert name not in on_host(host, "ls /srv/palpite/app/releases").split(), host.name
+    finally:
+        env.remove(f"releases/app/{name}/")
 
 
 def test_canary_failing_its_health_check_rolls_back(env: Env, workdir: Path) -> None:

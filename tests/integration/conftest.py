@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from ml.package import package_estimator
+from tests.local_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 # Worker boot imports scikit-learn; on a busy 2-core machine that has taken 20 s.
 BOOT_TIMEOUT = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(

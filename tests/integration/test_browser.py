@@ -5,20 +5,17 @@ CSP the nginx role will send. Any CSP violation or script error fails the test.
 Screenshots go to .cache/artifacts/ (git-ignored).
 """
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from conftest import free_port
 from playwright.sync_api import Page, sync_playwright
 
 from app.main import create_app
 from app.settings import Settings
 from tests.browser import ARTIFACTS, launch_chromium, watch_console
+from tests.local_server import serve_in_thread
 
 pytestmark = pytest.mark.slow
 
@@ -55,18 +52,9 @@ class StrictCsp:
 
 @pytest.fixture(scope="module")
 def base_url(football: Path) -> Iterator[str]:
-    port = free_port()
     app = StrictCsp(create_app(Settings(model_dir=football)))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app, log_level="warning") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

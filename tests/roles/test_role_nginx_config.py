@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from tests.local_server import free_port
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
 
@@ -33,12 +35,6 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------- fake gunicorn
@@ -180,7 +176,7 @@ def configs(render_templates, tmp_path_factory) -> dict[str, dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {}
     # Direct clients, strict settings: 127.0.0.1 is NOT on the /metrics allow-list.
     tmp = tmp_path_factory.mktemp("direct")
-    port = _free_port()
+    port = free_port()
     specs["direct"] = {
         "tmp": tmp,
         "port": port,
@@ -202,7 +198,7 @@ def configs(render_templates, tmp_path_factory) -> dict[str, dict[str, Any]]:
     }
     # Behind a load balancer on 127.0.0.0/8: X-Forwarded-For is the client.
     tmp = tmp_path_factory.mktemp("lb")
-    port = _free_port()
+    port = free_port()
     specs["lb"] = {
         "tmp": tmp,
         "port": port,
@@ -225,9 +221,9 @@ def configs(render_templates, tmp_path_factory) -> dict[str, dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("redhat")
     specs["redhat"] = {
         "tmp": tmp,
-        "port": _free_port(),
+        "port": free_port(),
         "os_family": "RedHat",
-        "overrides": _local_overrides(tmp, _free_port()),
+        "overrides": _local_overrides(tmp, free_port()),
     }
     names = list(specs)
     rendered = render_templates(

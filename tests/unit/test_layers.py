@@ -46,13 +46,23 @@ BUNDLE = {
     "ml.fetch",
     "ml.signing",
     "ml.signing_keys",
+    "ml.signing_core",
+    "ml.artifact_sign",
     "ml.card_diff",
     "ml.bake",
     "ml.fleet_lock",
     "ml.fleet_cli",
     "ml.fleet_run",
 }
-PIPELINE = {"ml.cli", "ml.cli_bundle", "ml.__main__", "ml.evaluate", "ml.train", "ml.process"}
+PIPELINE = {
+    "ml.cli",
+    "ml.cli_bundle",
+    "ml.cli_artifact",
+    "ml.__main__",
+    "ml.evaluate",
+    "ml.train",
+    "ml.process",
+}
 LAYERS = {"base": BASE, "football": FOOTBALL, "bundle": BUNDLE, "pipeline": PIPELINE}
 
 # What each layer may import from ml (an exception: the football adapter registers itself

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.local_server import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 INSTANCE = "i-0123456789abcdef0"
@@ -118,12 +120,6 @@ def test_local_inventory_alone_relaxes_checking_and_records_nothing(tmp_path: Pa
 # --- a changed host key ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _keygen(path: Path) -> Path:
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True, timeout=30
@@ -134,7 +130,7 @@ def _keygen(path: Path) -> Path:
 class _Sshd:
     def __init__(self, work: Path) -> None:
         self.work = work
-        self.port = _free_port()
+        self.port = free_port()
         self.client_key = _keygen(work / "client")
         (work / "authorized_keys").write_text((work / "client.pub").read_text())
         self.config = work / "sshd_config"

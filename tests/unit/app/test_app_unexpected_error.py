@@ -7,19 +7,16 @@ answers that request with a 502 (a POST is not retried). Seen as 502s beside a m
 failing on one input (docs/benchmarks.md, session 7)."""
 
 import http.client
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-import uvicorn
 
 from app.main import create_app
 from app.predict import Prediction, Predictor
 from app.settings import Settings
+from tests.local_server import serve_in_thread
 
 
 def _failing(real: Callable[[Predictor, bytes], Prediction]) -> Callable[..., Prediction]:
@@ -37,26 +34,9 @@ def _failing(real: Callable[[Predictor, bytes], Prediction]) -> Callable[..., Pr
 @pytest.fixture
 def server(vector_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     monkeypatch.setattr(Predictor, "run", _failing(Predictor.run))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(Settings(model_dir=vector_bundle)),
-        host="127.0.0.1",
-        port=port,
-        http="httptools",
-        log_level="critical",
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield port
-    uv.should_exit = True
-    thread.join(10)
+    service = create_app(Settings(model_dir=vector_bundle))
+    with serve_in_thread(service, http="httptools", log_level="critical") as port:
+        yield port
 
 
 def _post(conn: http.client.HTTPConnection, body: bytes) -> http.client.HTTPResponse:

@@ -1,0 +1,1 @@
+../../ml/signing_core.py
