@@ -50,23 +50,32 @@ class RecordSchema:
         self.example = self._example()
 
     def _example(self) -> dict[str, Any]:
+        """A valid request (the OpenAPI example, the form's first values, what the hosts'
+        model check predicts): fields of a `distinct` group take different values, and
+        numbers stay within their bounds."""
         example: dict[str, Any] = {}
         for f in self.fields:
-            if f.enum:
-                # Distinct fields get different values, so the example is a valid request.
-                taken = {
-                    example[g]
-                    for grp in self.distinct
-                    if f.name in grp
-                    for g in grp
-                    if g in example
-                }
-                example[f.name] = next((v for v in f.enum if v not in taken), f.enum[0])
-            elif f.type == "string":
-                example[f.name] = "text"
-            else:
-                example[f.name] = f.minimum if f.minimum is not None else 0.0
+            taken = {
+                example[g] for grp in self.distinct if f.name in grp for g in grp if g in example
+            }
+            candidates = self._candidates(f)
+            example[f.name] = next((v for v in candidates if v not in taken), candidates[0])
         return example
+
+    def _candidates(self, f: Field) -> list[Any]:
+        """Example values for `f`, the first preferred; enough for its `distinct` group."""
+        if f.enum:
+            return list(f.enum)
+        n = len(self.fields)
+        if f.type == "string":
+            return ["text", *(f"text {k}" for k in range(2, n + 1))]
+        if f.minimum is not None:
+            start = f.minimum
+        else:
+            start = min(0.0, f.maximum) if f.maximum is not None else 0.0
+        room = math.inf if f.maximum is None else f.maximum - start
+        step = min(1.0, room / n)
+        return [start + k * step for k in range(n)] if step > 0 else [start]
 
     # -- validation ---------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from app.schema import InvalidInputError, SchemaError, compile_schema
 from app.suggest import Suggester
+from tests.unit.bundle.input_schemas import ACCEPTED
 
 TEAMS = ["Flamengo", "Palmeiras", "São Paulo"]
 RECORD = compile_schema(
@@ -148,6 +149,14 @@ def test_schemas_the_service_cannot_serve(raw, message):
 def test_example_respects_distinct_fields():
     assert RECORD.example["a"] != RECORD.example["b"]
     RECORD.validate([RECORD.example], ())
+
+
+@pytest.mark.parametrize("raw", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_example_is_a_valid_request(raw):
+    # The OpenAPI example, the form's first values and what the hosts' model check
+    # predicts before a release; each of these schemas can be satisfied.
+    schema = compile_schema(raw)
+    schema.validate([schema.example], ())
 
 
 @pytest.mark.parametrize(

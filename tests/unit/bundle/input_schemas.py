@@ -49,6 +49,11 @@ ACCEPTED: dict[str, dict[str, Any]] = {
         distinct=[["a", "b", "c"]],
     ),
     "two groups on mixed types": record(A, B, N, distinct=[["a", "b"], ["a", "n"]]),
+    "distinct numbers in a narrow range": record(
+        {**N, "minimum": 0, "maximum": 0.5},
+        {"name": "m", "type": "number", "minimum": 0, "maximum": 0.5},
+        distinct=[["n", "m"]],
+    ),
 }
 
 # id -> (a schema the card refuses, ml.card's message). Those marked *app* the app's own
