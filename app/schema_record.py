@@ -17,7 +17,6 @@ from app.schema_common import (
     Field,
     FormField,
     Loc,
-    SchemaError,
     check_rows,
     describe,
     parse_form_number,
@@ -31,20 +30,10 @@ class RecordSchema:
     kind = "record"
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
-        fields = raw.get("fields")
-        if not isinstance(fields, list) or not fields:
-            raise SchemaError("record schema needs a non-empty 'fields' list")
-        self.fields = [Field.parse(f) for f in fields]
+        """`raw`: a record schema ml.card.check_input_schema accepted (compile_schema)."""
+        self.fields = [Field.from_schema(f) for f in raw["fields"]]
         self.names = [f.name for f in self.fields]
-        if len(set(self.names)) != len(self.names):
-            raise SchemaError("record schema has duplicate field names")
-        if "instances" in self.names:
-            raise SchemaError("'instances' cannot be a field name: it marks a batch")
-        self.distinct: list[tuple[str, ...]] = []
-        for group in raw.get("distinct") or []:
-            if not isinstance(group, list) or not set(group) <= set(self.names):
-                raise SchemaError(f"distinct group {group!r} names unknown fields")
-            self.distinct.append(tuple(group))
+        self.distinct: list[tuple[str, ...]] = [tuple(g) for g in raw.get("distinct", [])]
         self._enum_sets = {f.name: frozenset(f.enum) for f in self.fields if f.enum}
         self._suggesters = {f.name: Suggester(f.enum) for f in self.fields if f.enum}
         self.example = self._example()
