@@ -5,6 +5,7 @@ cards with these functions and raises BundleError.
 """
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -110,9 +111,10 @@ def _check_record_schema(schema: dict[str, Any]) -> None:
     distinct = schema.get("distinct", [])
     require(isinstance(distinct, list), "distinct must be a list of field groups")
     for group in distinct:
+        # A field named twice would have to differ from itself: no request could pass.
         require(
-            _is_str_list(group) and len(group) >= 2 and set(group) <= seen,
-            f"distinct group {group!r} must name two or more record fields",
+            _is_str_list(group) and len(set(group)) == len(group) >= 2 and set(group) <= seen,
+            f"distinct group {group!r} must name two or more different record fields",
         )
 
 
@@ -128,9 +130,11 @@ def _check_field(name: str, field: dict[str, Any]) -> None:
     for bound in ("minimum", "maximum"):
         if bound in field:
             require(
-                ftype == "number" and _is_number(field[bound]),
-                f"field {name!r}: {bound} must be a number on a number field",
+                ftype == "number" and _is_number(field[bound]) and math.isfinite(field[bound]),
+                f"field {name!r}: {bound} must be a finite number on a number field",
             )
+    low, high = field.get("minimum", -math.inf), field.get("maximum", math.inf)
+    require(low <= high, f"field {name!r}: minimum {low} is over maximum {high}")
 
 
 def check_card(card: Any) -> None:

@@ -151,7 +151,7 @@ def test_single_instance_errors_have_no_instance_index():
                 "fields": [{"name": "a", "type": "string"}],
                 "distinct": [["a", "q"]],
             },
-            "distinct group ['a', 'q'] must name two or more record fields",
+            "distinct group ['a', 'q'] must name two or more different record fields",
         ),
     ],
 )

@@ -37,6 +37,7 @@ ACCEPTED: dict[str, dict[str, Any]] = {
     "one string field": record(A),
     "one number field": record(N),
     "bounds": record({**N, "minimum": -30, "maximum": 50.5}),
+    "one allowed number": record({**N, "minimum": 7, "maximum": 7}),
     "only a minimum": record({**N, "minimum": 5}),
     "only a negative maximum": record({**N, "maximum": -5}),
     "empty label": record({**A, "label": ""}),
@@ -58,7 +59,8 @@ ACCEPTED: dict[str, dict[str, Any]] = {
 
 # id -> (a schema the card refuses, ml.card's message). Those marked *app* the app's own
 # schema parsing used to accept (before it compiled only what ml.card had checked), those
-# marked *card* the card used to accept; a null `distinct` made the card raise TypeError.
+# marked *card* the card used to accept, those marked *both* both did (cards no request
+# could satisfy, or bounds that do nothing); a null `distinct` made the card raise TypeError.
 REFUSED: dict[str, tuple[Any, str]] = {
     "not an object": ([], "input_schema must be an object"),
     "no kind": ({}, "input_schema kind must be 'record' or 'vector', not None"),
@@ -137,15 +139,15 @@ REFUSED: dict[str, tuple[Any, str]] = {
     ),
     "*app* minimum on a string field": (
         record({**A, "minimum": 0}),
-        "field 'a': minimum must be a number on a number field",
+        "field 'a': minimum must be a finite number on a number field",
     ),
     "*app* maximum as a string": (
         record({**N, "maximum": "10"}),
-        "field 'n': maximum must be a number on a number field",
+        "field 'n': maximum must be a finite number on a number field",
     ),
     "*app* minimum true": (
         record({**N, "minimum": True}),
-        "field 'n': minimum must be a number on a number field",
+        "field 'n': minimum must be a finite number on a number field",
     ),
     # record distinct
     "*app* null distinct": (
@@ -158,18 +160,34 @@ REFUSED: dict[str, tuple[Any, str]] = {
     ),
     "*app* one-field group": (
         record(A, B, distinct=[["a"]]),
-        "distinct group ['a'] must name two or more record fields",
+        "distinct group ['a'] must name two or more different record fields",
     ),
     "*app* empty group": (
         record(A, B, distinct=[[]]),
-        "distinct group [] must name two or more record fields",
+        "distinct group [] must name two or more different record fields",
     ),
     "group naming an unknown field": (
         record(A, B, distinct=[["a", "q"]]),
-        "distinct group ['a', 'q'] must name two or more record fields",
+        "distinct group ['a', 'q'] must name two or more different record fields",
+    ),
+    "*both* group naming a field twice": (
+        record(A, B, distinct=[["a", "a"]]),
+        "distinct group ['a', 'a'] must name two or more different record fields",
+    ),
+    "*both* NaN minimum": (
+        record({**N, "minimum": float("nan")}),
+        "field 'n': minimum must be a finite number on a number field",
+    ),
+    "*both* infinite maximum": (
+        record({**N, "maximum": float("inf")}),
+        "field 'n': maximum must be a finite number on a number field",
+    ),
+    "*both* minimum over maximum": (
+        record({**N, "minimum": 5, "maximum": 1}),
+        "field 'n': minimum 5 is over maximum 1",
     ),
     "group not a list": (
         record(A, B, distinct=["ab"]),
-        "distinct group 'ab' must name two or more record fields",
+        "distinct group 'ab' must name two or more different record fields",
     ),
 }
