@@ -2,16 +2,15 @@
 
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from app.api_models import ErrorOut, LiveOut, ModelCardOut, NotReadyOut, PredictOut, ReadyOut
+from app.asgi import DirectEndpoint, content_type
 from app.context import AppContext, get_context
-from app.errors import ApiError, json_response, send_error
+from app.errors import ApiError, json_response
 from app.metrics import CONTENT_TYPE
-from app.middleware import header
 from app.predict import Predictor
 from app.schema import InputSchema
 
@@ -72,77 +71,27 @@ def ready_predictor(ctx: AppContext, content_type: str) -> Predictor:
     return ctx.predictor
 
 
-def record_labels(ctx: AppContext, predictor: Predictor, label_counts: np.ndarray) -> None:
-    for label, count in zip(predictor.classes, label_counts.tolist(), strict=True):
-        if count:
-            ctx.metrics.record_predictions(label, count)
-
-
-def answer_predictions(ctx: AppContext, predictor: Predictor, body: bytes) -> bytes:
-    result = predictor.run(body)
-    record_labels(ctx, predictor, result.label_counts)
-    return result.body
-
-
 async def predict(request: Request) -> Response:
-    """The API route's handler, for OpenAPI and for an app without ServiceMiddleware;
+    """The API route's handler, for OpenAPI and for an app without app.asgi.DirectRoutes;
     with it, PredictEndpoint answers every POST /predict."""
-    ctx = get_context(request)
-    predictor = ready_predictor(ctx, request.headers.get("content-type", ""))
-    body = answer_predictions(ctx, predictor, await request.body())
+    predictor = ready_predictor(get_context(request), request.headers.get("content-type", ""))
+    body = predictor.run(await request.body()).body
     return Response(body, media_type="application/json")
 
 
-class PredictEndpoint:
-    """POST /predict as a raw ASGI app that ServiceMiddleware calls directly, past
-    Starlette's exception middleware, router and Request/Response objects: together
-    they cost about as much as a single prediction. Same checks and answers as
-    `predict`; an unexpected error still reaches the app's outermost 500 handler."""
+class PredictEndpoint(DirectEndpoint[Predictor]):
+    """POST /predict past the router (app.asgi): the same checks and answers as `predict`."""
 
-    path = "/predict"  # the route template the metrics and the access log use
+    path = "/predict"
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = None
-        try:
-            content_type = (header(scope, b"content-type") or b"").decode("latin-1")
-            predictor = ready_predictor(self.ctx, content_type)
-            body = await read_body(receive)
-            if body is None:
-                return  # the client went away; nobody to answer
-            answer = answer_predictions(self.ctx, predictor, body)
-        except ApiError as exc:
-            await send_error(send, exc, close=body is None)
-            return
-        await send_json(send, answer)
+    def prepare(self, scope: Scope) -> Predictor:
+        return ready_predictor(self.ctx, content_type(scope))
 
-
-async def send_json(send: Send, body: bytes, status: int = 200) -> None:
-    """A JSON answer in raw ASGI."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    def answer(self, prepared: Predictor, body: bytes) -> bytes:
+        return prepared.run(body).body
 
 
 def build_router(schema: InputSchema | None, batch_limit: int) -> APIRouter:

@@ -5,7 +5,6 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
-from starlette.types import Send
 
 # Field errors beyond this are counted, not listed: a 10,000-row batch of garbage
 # should not produce a 10,000-entry answer.
@@ -53,18 +52,3 @@ def json_response(
 
 def error_response(exc: ApiError, headers: dict[str, str] | None = None) -> Response:
     return json_response(exc.body(), exc.status, headers)
-
-
-async def send_error(send: Send, exc: ApiError, *, close: bool) -> None:
-    """The error answer in raw ASGI, for code that runs outside the app's exception
-    handlers. `close` when the request body was not read to its end: the rest of it
-    would otherwise be parsed as the next request."""
-    body = orjson.dumps(exc.body())
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from app import api, docs_pages, pages, v2
+from app.asgi import DirectRoutes
 from app.context import AppContext
 from app.errors import ApiError, error_response
 from app.metrics import Metrics
@@ -29,13 +30,13 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
     settings = settings or Settings()
     logging.getLogger("palpite").setLevel(settings.log_level.upper())
     state = load_model_state(settings.model_dir, loader)
+    metrics = Metrics()
+    _record_model(metrics, state)
     predictor = (
-        Predictor(state.model, state.schema, settings.batch_limit)
+        Predictor(state.model, state.schema, settings.batch_limit, metrics)
         if state.model is not None and state.schema is not None
         else None
     )
-    metrics = Metrics()
-    _record_model(metrics, state)
 
     name = state.card["name"] if state.card else "no model loaded"
     app = FastAPI(
@@ -62,12 +63,17 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    # The hot POSTs, answered past the router (app/asgi.py says why); their routes above
+    # answer the same without it, and document them.
+    direct = {("POST", "/predict"): api.PredictEndpoint(ctx), **v2.direct_endpoints(protocol)}
+    app.add_middleware(DirectRoutes, routes=direct)
+    # Added last, so outermost: request ids, the body limit, metrics and the access log
+    # cover the direct endpoints too.
     app.add_middleware(
         ServiceMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         model_version=state.version,
-        direct={("POST", "/predict"): api.PredictEndpoint(ctx), **v2.direct_endpoints(protocol)},
     )
     return app
 

@@ -7,14 +7,13 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ApiError, send_error
+from app.asgi import client_host, content_length, send_error
+from app.errors import ApiError
 from app.metrics import Metrics
 
 access_log = logging.getLogger("palpite.access")
@@ -30,8 +29,9 @@ def body_too_large(limit: int) -> ApiError:
 
 
 class ServiceMiddleware:
-    """`direct` maps (method, path) to an ASGI app answering it in place of the app's
-    router; it must carry its route template as `path`, as a route does."""
+    """Wraps the whole app, the direct endpoints (app.asgi.DirectRoutes) included. The
+    route template for the metrics and the access log is the scope's `route` (set by the
+    router or by DirectRoutes), `<unmatched>` without one."""
 
     def __init__(
         self,
@@ -39,10 +39,8 @@ class ServiceMiddleware:
         metrics: Metrics,
         max_body_bytes: int,
         model_version: str | None,
-        direct: Mapping[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
-        self.direct = dict(direct or {})
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.model_version = model_version
@@ -85,17 +83,12 @@ class ServiceMiddleware:
             await send(message)
 
         try:
-            declared = _content_length(scope)
+            declared = content_length(scope)
             if declared is not None and declared > limit:
                 # Refuse before reading a byte of it.
                 await send_error(send_with_id, body_too_large(limit), close=True)
             else:
-                endpoint = self.direct.get((scope["method"], scope["path"]))
-                if endpoint is not None:
-                    scope["route"] = endpoint
-                    await endpoint(scope, limited_receive, send_with_id)
-                else:
-                    await self.app(scope, limited_receive, send_with_id)
+                await self.app(scope, limited_receive, send_with_id)
         finally:
             self._record(scope, status, time.perf_counter() - start, request_id, sent)
 
@@ -117,7 +110,7 @@ class ServiceMiddleware:
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 3),
                         "bytes": sent,
-                        "client": _client(scope),
+                        "client": client_host(scope),
                         "pid": os.getpid(),
                         "model_version": self.model_version,
                     }
@@ -143,24 +136,3 @@ def _request_id(scope: Scope) -> bytes:
         if name == REQUEST_ID_HEADER and _SAFE_ID.match(value):
             return value
     return os.urandom(16).hex().encode()  # a uuid4's randomness, without the UUID object
-
-
-def header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of a (lower-case) request header, or None."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value
-    return None
-
-
-def _content_length(scope: Scope) -> int | None:
-    value = header(scope, b"content-length")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _client(scope: Scope) -> str | None:
-    client: Any = scope.get("client")
-    return client[0] if client else None

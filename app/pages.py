@@ -104,7 +104,7 @@ def build_router() -> APIRouter:
     @router.post("/")
     async def submit(request: Request) -> Response:
         ctx = get_context(request)
-        if ctx.predictor is None or ctx.model.schema is None:
+        if ctx.predictor is None:
             return _page(request, ctx, status=503)
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media not in _FORM_TYPES:
@@ -114,15 +114,13 @@ def build_router() -> APIRouter:
         shown = {key: (vals[0] if len(vals) == 1 else vals) for key, vals in raw.items()}
         predictor = ctx.predictor
         try:
-            instance = ctx.model.schema.instance_from_form(raw)
-            proba = predictor.predict(predictor.validate([instance], ()))[0]
+            proba = predictor.form(raw)
         except (InvalidInputError, ApiError) as exc:
             general, by_field = _field_messages(exc)
             return _page(
                 request, ctx, values=shown, errors=general, field_errors=by_field, status=422
             )
         best = int(proba.argmax())
-        ctx.metrics.predictions.labels(predictor.classes[best]).inc()
         labels = ctx.model.card["class_labels"] if ctx.model.card else {}
         bars = [
             Bar(key, labels.get(key, key), float(p), i == best)

@@ -1,23 +1,40 @@
-"""The prediction pipeline, HTTP-free: body bytes in, JSON bytes out.
+"""The prediction boundary, HTTP-free: every entry point (native JSON /predict, the HTML
+form, the Open Inference Protocol's infer) hands its input to one Predictor, which
+validates it, predicts, encodes the answer and counts the predictions by label.
 
 Steps (each a method, so bench/bench_api.py can time them apart): parse the JSON with
 orjson, validate column-wise (app.schema), predict through the bundle's adapter and
 estimator, and serialise. No step makes a pydantic model or a DataFrame per row.
+`score` is the one way from instances to probabilities; it records the metrics, so no
+entry point counts predictions on its own.
 """
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import orjson
 
 from app.errors import ApiError, FieldError
+from app.metrics import Metrics
 from app.schema import Columns, InputSchema, InvalidInputError, Loc
 from ml.adapters import AdapterError
 from ml.bundle import LoadedModel
 
 log = logging.getLogger("palpite.predict")
+
+# Refuses a batch over the limit before its rows are built (Predictor.check_batch_size).
+RowCheck = Callable[[int, Loc], None]
+
+
+class Decoded(Protocol):
+    @property
+    def instances(self) -> list[Any]: ...
+
+
+Request = TypeVar("Request", bound=Decoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +54,18 @@ class Scores:
     label_counts: np.ndarray
 
 
+class Codec(Protocol[Request]):
+    """Another protocol's requests and answers (app.v2_codec.Codec): `decode` makes a
+    request whose `instances` are the native API's (their field errors located under
+    `loc`), `encode` answers it from the batch's Scores."""
+
+    loc: Loc
+
+    def decode(self, body: bytes, check_rows: RowCheck) -> Request: ...
+
+    def encode(self, request: Request, scores: Scores) -> bytes: ...
+
+
 def load_json(body: bytes) -> Any:
     """The body's JSON document; 400 malformed_json (with a hint for NaN) otherwise."""
     try:
@@ -51,10 +80,20 @@ def load_json(body: bytes) -> Any:
 
 
 class Predictor:
-    def __init__(self, model: LoadedModel, schema: InputSchema, batch_limit: int) -> None:
+    """One model's predictions for every entry point. `metrics` counts predicted rows by
+    label (None: nothing counted, as in bench/ and the model check)."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        schema: InputSchema,
+        batch_limit: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.model = model
         self.schema = schema
         self.batch_limit = batch_limit
+        self.metrics = metrics
         self.classes: list[str] = list(model.classes)
         self._head = b'{"model_version":' + orjson.dumps(model.version) + b',"predictions":['
         # One row template per predicted class: the label, then each class's probability.
@@ -128,15 +167,36 @@ class Predictor:
         return self._head + rows + b"]}"
 
     def score(self, instances: list[Any], loc: Loc) -> Scores:
-        """Validate and predict a batch: the one prediction boundary every protocol uses."""
+        """Validate and predict a batch, and count its predictions: the one way from
+        instances to probabilities, whatever the protocol."""
         proba = self.predict(self.validate(instances, loc))
         winners = proba.argmax(axis=1)
-        return Scores(proba, winners, np.bincount(winners, minlength=len(self.classes)))
+        counts = np.bincount(winners, minlength=len(self.classes))
+        if self.metrics is not None:
+            record = self.metrics.record_predictions
+            for label, count in zip(self.classes, counts.tolist(), strict=True):
+                if count:
+                    record(label, count)
+        return Scores(proba, winners, counts)
+
+    # -- the entry points ---------------------------------------------------------------
 
     def run(self, body: bytes) -> Prediction:
+        """A native /predict body (one instance or a batch) to its JSON answer."""
         instances, loc = self.parse(body)
         scores = self.score(instances, loc)
         return Prediction(self.encode(scores.proba, scores.winners), scores.label_counts)
+
+    def infer(self, codec: Codec[Request], body: bytes) -> bytes:
+        """Another protocol's body to its answer, through the same checks and scores."""
+        request = codec.decode(body, self.check_batch_size)
+        return codec.encode(request, self.score(request.instances, codec.loc))
+
+    def form(self, values: Mapping[str, list[str]]) -> np.ndarray:
+        """The HTML form's values (each field's submitted strings) to one instance's
+        probabilities, in `classes` order. InvalidInputError for values the form cannot
+        parse, ApiError for invalid or unscorable ones."""
+        return self.score([self.schema.instance_from_form(values)], ()).proba[0]
 
 
 def _body_error(loc: Loc, msg: str, kind: str = "object") -> ApiError:

@@ -6,7 +6,6 @@ a batch is checked with a few set and numpy operations per field, and only a bat
 fails those checks is walked row by row to say which rows and fields are wrong.
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 from app.schema_common import (
@@ -19,6 +18,7 @@ from app.schema_common import (
 )
 from app.schema_record import RecordSchema
 from app.schema_vector import VectorSchema
+from ml.bundle import BundleError, check_input_schema
 
 __all__ = [
     "Columns",
@@ -34,12 +34,13 @@ __all__ = [
 
 
 def compile_schema(raw: Any) -> InputSchema:
-    """The validator for a card's `input_schema`; SchemaError if it is not understood."""
-    if not isinstance(raw, Mapping):
-        raise SchemaError("input_schema must be an object")
-    kind = raw.get("kind")
-    if kind == "record":
-        return RecordSchema(raw)
-    if kind == "vector":
-        return VectorSchema(raw)
-    raise SchemaError(f"unknown input_schema kind {kind!r} (this service knows record, vector)")
+    """The validator for a card's `input_schema`.
+
+    The contract is ml.card's alone (`check_input_schema`, docs/bundle.md): a schema it
+    refuses is a SchemaError with its message, and the schema classes only compile one it
+    accepted."""
+    try:
+        check_input_schema(raw)
+    except BundleError as exc:
+        raise SchemaError(str(exc)) from None
+    return RecordSchema(raw) if raw["kind"] == "record" else VectorSchema(raw)

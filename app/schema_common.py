@@ -14,7 +14,8 @@ JSON_NUMBER_TYPES = frozenset({int, float})
 
 
 class SchemaError(ValueError):
-    """The bundle's input schema is not one this service understands."""
+    """The bundle's input schema breaks the card's contract: ml.card's message
+    (compile_schema)."""
 
 
 class InvalidInputError(Exception):
@@ -114,22 +115,14 @@ class Field:
     maximum: float | None
 
     @classmethod
-    def parse(cls, raw: Any) -> "Field":
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
-            raise SchemaError(f"record field without a name: {raw!r}")
-        ftype = raw.get("type")
-        if ftype not in ("string", "number"):
-            raise SchemaError(f"field {raw['name']!r}: unsupported type {ftype!r}")
-        enum = raw.get("enum")
-        if enum is not None and (
-            ftype != "string" or not enum or not all(isinstance(v, str) for v in enum)
-        ):
-            raise SchemaError(f"field {raw['name']!r}: enum must be a non-empty list of strings")
+    def from_schema(cls, raw: Mapping[str, Any]) -> "Field":
+        """A field of a record schema ml.card.check_input_schema accepted."""
         return cls(
             name=raw["name"],
-            type=ftype,
-            label=str(raw.get("label") or raw["name"]),
-            enum=tuple(enum) if enum is not None else None,
+            type=raw["type"],
+            # An absent or empty label shows the name.
+            label=raw.get("label") or raw["name"],
+            enum=tuple(raw["enum"]) if "enum" in raw else None,
             minimum=raw.get("minimum"),
             maximum=raw.get("maximum"),
         )

@@ -17,7 +17,6 @@ from app.schema_common import (
     Field,
     FormField,
     Loc,
-    SchemaError,
     check_rows,
     describe,
     parse_form_number,
@@ -31,42 +30,41 @@ class RecordSchema:
     kind = "record"
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
-        fields = raw.get("fields")
-        if not isinstance(fields, list) or not fields:
-            raise SchemaError("record schema needs a non-empty 'fields' list")
-        self.fields = [Field.parse(f) for f in fields]
+        """`raw`: a record schema ml.card.check_input_schema accepted (compile_schema)."""
+        self.fields = [Field.from_schema(f) for f in raw["fields"]]
         self.names = [f.name for f in self.fields]
-        if len(set(self.names)) != len(self.names):
-            raise SchemaError("record schema has duplicate field names")
-        if "instances" in self.names:
-            raise SchemaError("'instances' cannot be a field name: it marks a batch")
-        self.distinct: list[tuple[str, ...]] = []
-        for group in raw.get("distinct") or []:
-            if not isinstance(group, list) or not set(group) <= set(self.names):
-                raise SchemaError(f"distinct group {group!r} names unknown fields")
-            self.distinct.append(tuple(group))
+        self.distinct: list[tuple[str, ...]] = [tuple(g) for g in raw.get("distinct", [])]
         self._enum_sets = {f.name: frozenset(f.enum) for f in self.fields if f.enum}
         self._suggesters = {f.name: Suggester(f.enum) for f in self.fields if f.enum}
         self.example = self._example()
 
     def _example(self) -> dict[str, Any]:
+        """A valid request (the OpenAPI example, the form's first values, what the hosts'
+        model check predicts): fields of a `distinct` group take different values, and
+        numbers stay within their bounds."""
         example: dict[str, Any] = {}
         for f in self.fields:
-            if f.enum:
-                # Distinct fields get different values, so the example is a valid request.
-                taken = {
-                    example[g]
-                    for grp in self.distinct
-                    if f.name in grp
-                    for g in grp
-                    if g in example
-                }
-                example[f.name] = next((v for v in f.enum if v not in taken), f.enum[0])
-            elif f.type == "string":
-                example[f.name] = "text"
-            else:
-                example[f.name] = f.minimum if f.minimum is not None else 0.0
+            taken = {
+                example[g] for grp in self.distinct if f.name in grp for g in grp if g in example
+            }
+            candidates = self._candidates(f)
+            example[f.name] = next((v for v in candidates if v not in taken), candidates[0])
         return example
+
+    def _candidates(self, f: Field) -> list[Any]:
+        """Example values for `f`, the first preferred; enough for its `distinct` group."""
+        if f.enum:
+            return list(f.enum)
+        n = len(self.fields)
+        if f.type == "string":
+            return ["text", *(f"text {k}" for k in range(2, n + 1))]
+        if f.minimum is not None:
+            start = f.minimum
+        else:
+            start = min(0.0, f.maximum) if f.maximum is not None else 0.0
+        room = math.inf if f.maximum is None else f.maximum - start
+        step = min(1.0, room / n)
+        return [start + k * step for k in range(n)] if step > 0 else [start]
 
     # -- validation ---------------------------------------------------------------------
 

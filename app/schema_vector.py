@@ -14,7 +14,6 @@ from app.schema_common import (
     ErrorSink,
     FormField,
     Loc,
-    SchemaError,
     check_rows,
     describe,
     is_number,
@@ -28,18 +27,11 @@ class VectorSchema:
     kind = "vector"
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
-        name, length = raw.get("name"), raw.get("length")
-        if not isinstance(name, str) or not name or name == "instances":
-            raise SchemaError(f"vector schema needs a 'name' (not 'instances'), got {name!r}")
-        if type(length) is not int or length < 1:
-            raise SchemaError(f"vector schema needs a positive integer 'length', got {length!r}")
-        self.name = name
-        self.length = length
-        names = raw.get("feature_names") or [f"x{i}" for i in range(length)]
-        if len(names) != length:
-            raise SchemaError(f"vector schema: {len(names)} feature_names for length {length}")
-        self.feature_names = [str(n) for n in names]
-        self.example = {name: [float(i + 1) for i in range(length)]}
+        """`raw`: a vector schema ml.card.check_input_schema accepted (compile_schema)."""
+        self.name: str = raw["name"]
+        self.length: int = raw["length"]
+        self.feature_names: list[str] = list(raw["feature_names"])
+        self.example = {self.name: [float(i + 1) for i in range(self.length)]}
 
     def validate(self, instances: Sequence[Any], loc: Loc) -> Columns:
         matrix = self._fast(instances)

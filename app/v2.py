@@ -1,8 +1,8 @@
 """The Open Inference Protocol (KServe V2) REST endpoints under /v2: one more entry point
 to the same Predictor as /predict, with its limits, metrics and error classes.
 
-Inference on the served model's own paths is answered by InferEndpoint, a raw ASGI app
-that ServiceMiddleware calls directly (as api.PredictEndpoint); the routes here answer
+Inference on the served model's own paths is answered by InferEndpoint, a direct
+endpoint past the router (app.asgi, as api.PredictEndpoint); the routes here answer
 every other /v2 request and document all of them in the OpenAPI page.
 """
 
@@ -11,14 +11,14 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from app.api import read_body, record_labels, require_json, send_json
+from app.api import require_json
+from app.asgi import DirectEndpoint, RouteKey, content_type, header
 from app.context import AppContext
-from app.errors import ApiError, send_error
-from app.middleware import header
+from app.errors import ApiError
 from app.predict import Predictor
-from app.v2_codec import LOC, OUTPUTS, Codec, ProtocolError, protocol_error
+from app.v2_codec import OUTPUTS, Codec, ProtocolError, protocol_error
 from app.v2_metadata import infer_request_body, model_metadata
 from app.v2_models import (
     V2ErrorOut,
@@ -88,44 +88,34 @@ class ProtocolService:
 
     def infer(self, predictor: Predictor, codec: Codec, body: bytes) -> bytes:
         try:
-            request = codec.decode(body, predictor.check_batch_size)
-            scores = predictor.score(request.instances, LOC)
+            return predictor.infer(codec, body)
         except ApiError as exc:
             raise protocol_error(exc) from None
-        record_labels(self.ctx, predictor, scores.label_counts)
-        return codec.encode(request, scores)
 
 
-class InferEndpoint:
-    """POST infer on the served model's paths as a raw ASGI app (see api.PredictEndpoint)."""
+class InferEndpoint(DirectEndpoint[tuple[Predictor, Codec]]):
+    """POST infer on the served model's paths past the router (see api.PredictEndpoint)."""
 
     def __init__(self, service: ProtocolService, path: str, version: str | None) -> None:
+        assert service.name is not None
         self.service = service
-        self.path = path  # the route template the metrics and the access log use
+        self.name = service.name
+        self.path = path
         self.version = version
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = None
-        service = self.service
-        try:
-            content_type = (header(scope, b"content-type") or b"").decode("latin-1")
-            binary = header(scope, BINARY_HEADER) is not None
-            assert service.name is not None
-            predictor, codec = service.ready_to_infer(
-                service.name, self.version, content_type, binary
-            )
-            body = await read_body(receive)
-            if body is None:
-                return  # the client went away
-            answer = service.infer(predictor, codec, body)
-        except ApiError as exc:
-            await send_error(send, protocol_error(exc), close=body is None)
-            return
-        await send_json(send, answer)
+    def prepare(self, scope: Scope) -> tuple[Predictor, Codec]:
+        binary = header(scope, BINARY_HEADER) is not None
+        return self.service.ready_to_infer(self.name, self.version, content_type(scope), binary)
+
+    def answer(self, prepared: tuple[Predictor, Codec], body: bytes) -> bytes:
+        return self.service.infer(*prepared, body)
+
+    def error(self, exc: ApiError) -> ApiError:
+        return protocol_error(exc)
 
 
-def direct_endpoints(service: ProtocolService) -> dict[tuple[str, str], ASGIApp]:
-    """ServiceMiddleware's `direct` entries for the served model's infer paths."""
+def direct_endpoints(service: ProtocolService) -> dict[RouteKey, DirectEndpoint[Any]]:
+    """The direct routes (app.asgi.DirectRoutes) of the served model's infer paths."""
     if service.codec is None or service.name is None:
         return {}
     plain = f"/v2/models/{service.name}/infer"

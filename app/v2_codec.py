@@ -4,7 +4,6 @@ and a batch's Scores become output tensors. The protocol: docs/inference-protoco
 """
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 import orjson
 
 from app.errors import ApiError, FieldError
-from app.predict import Scores, load_json
+from app.predict import RowCheck, Scores, load_json
 from app.schema import InputSchema, Loc, RecordSchema, VectorSchema
 
 PROBABILITIES = "probabilities"
@@ -30,8 +29,6 @@ _REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
 # Where the instances built from the tensors sit, for app.schema's field errors.
 LOC: Loc = ("inputs",)
 _LISTED = 5  # field errors named in one error message
-# Predictor.check_batch_size: refuses a batch over the limit before its rows are built.
-RowCheck = Callable[[int, Loc], None]
 
 
 class ProtocolError(ApiError):
@@ -86,7 +83,9 @@ class _Tensor:
 
 
 class Codec:
-    """Requests and answers of one model's infer endpoint."""
+    """Requests and answers of one model's infer endpoint (app.predict.Codec)."""
+
+    loc = LOC
 
     def __init__(self, schema: InputSchema, classes: list[str], name: str, version: str) -> None:
         self.schema = schema

@@ -5,6 +5,7 @@ cards with these functions and raises BundleError.
 """
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -59,26 +60,43 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# What marks a batch in a request (`{"instances": [...]}`, docs/api.md): a record field or
+# a vector named so would make one instance read as a batch.
+BATCH_KEY = "instances"
+
+
 def check_input_schema(schema: Any) -> None:
-    """Raise BundleError unless `schema` is a valid record or vector input schema."""
+    """Raise BundleError unless `schema` is a valid record or vector input schema.
+
+    The one statement of the input-schema contract (docs/bundle.md, "Input schemas"): the
+    app compiles its validators from a schema that passed here and checks nothing itself.
+    """
     require(isinstance(schema, dict), "input_schema must be an object")
     kind = schema.get("kind")
     if kind == "vector":
-        require(
-            isinstance(schema.get("name"), str) and schema["name"], "vector schema needs a name"
-        )
-        length = schema.get("length")
-        require(
-            isinstance(length, int) and not isinstance(length, bool) and length > 0,
-            "vector schema needs a positive integer length",
-        )
-        names = schema.get("feature_names")
-        require(
-            _is_str_list(names) and len(names) == length,
-            f"vector schema feature_names must be {length} names",
-        )
+        _check_vector_schema(schema)
         return
     require(kind == "record", f"input_schema kind must be 'record' or 'vector', not {kind!r}")
+    _check_record_schema(schema)
+
+
+def _check_vector_schema(schema: dict[str, Any]) -> None:
+    name = schema.get("name")
+    require(isinstance(name, str) and name != "", "vector schema needs a name")
+    require(name != BATCH_KEY, f"vector schema name cannot be {BATCH_KEY!r}: it marks a batch")
+    length = schema.get("length")
+    require(
+        isinstance(length, int) and not isinstance(length, bool) and length > 0,
+        "vector schema needs a positive integer length",
+    )
+    names = schema.get("feature_names")
+    require(
+        _is_str_list(names) and len(names) == length,
+        f"vector schema feature_names must be {length} names",
+    )
+
+
+def _check_record_schema(schema: dict[str, Any]) -> None:
     fields = schema.get("fields")
     require(isinstance(fields, list) and fields, "record schema needs a non-empty fields list")
     seen: set[str] = set()
@@ -86,27 +104,37 @@ def check_input_schema(schema: Any) -> None:
         require(isinstance(field, dict), "record schema fields must be objects")
         name = field.get("name")
         require(isinstance(name, str) and name != "", "every record field needs a name")
+        require(name != BATCH_KEY, f"record field name cannot be {BATCH_KEY!r}: it marks a batch")
         require(name not in seen, f"record field {name!r} appears twice")
         seen.add(name)
-        ftype = field.get("type")
-        require(ftype in ("string", "number"), f"field {name!r}: type must be string or number")
-        require(isinstance(field.get("label", ""), str), f"field {name!r}: label must be a string")
-        if "enum" in field:
-            require(
-                ftype == "string" and _is_str_list(field["enum"]) and field["enum"],
-                f"field {name!r}: enum must be a non-empty list of strings on a string field",
-            )
-        for bound in ("minimum", "maximum"):
-            if bound in field:
-                require(
-                    ftype == "number" and _is_number(field[bound]),
-                    f"field {name!r}: {bound} must be a number on a number field",
-                )
-    for group in schema.get("distinct", []):
+        _check_field(name, field)
+    distinct = schema.get("distinct", [])
+    require(isinstance(distinct, list), "distinct must be a list of field groups")
+    for group in distinct:
+        # A field named twice would have to differ from itself: no request could pass.
         require(
-            _is_str_list(group) and len(group) >= 2 and set(group) <= seen,
-            f"distinct group {group!r} must name two or more record fields",
+            _is_str_list(group) and len(set(group)) == len(group) >= 2 and set(group) <= seen,
+            f"distinct group {group!r} must name two or more different record fields",
         )
+
+
+def _check_field(name: str, field: dict[str, Any]) -> None:
+    ftype = field.get("type")
+    require(ftype in ("string", "number"), f"field {name!r}: type must be string or number")
+    require(isinstance(field.get("label", ""), str), f"field {name!r}: label must be a string")
+    if "enum" in field:
+        require(
+            ftype == "string" and _is_str_list(field["enum"]) and field["enum"],
+            f"field {name!r}: enum must be a non-empty list of strings on a string field",
+        )
+    for bound in ("minimum", "maximum"):
+        if bound in field:
+            require(
+                ftype == "number" and _is_number(field[bound]) and math.isfinite(field[bound]),
+                f"field {name!r}: {bound} must be a finite number on a number field",
+            )
+    low, high = field.get("minimum", -math.inf), field.get("maximum", math.inf)
+    require(low <= high, f"field {name!r}: minimum {low} is over maximum {high}")
 
 
 def check_card(card: Any) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.asgi import DirectRoutes
 from ml.bundle import load_bundle
 
 ROW = {"home_team": "Flamengo", "away_team": "Palmeiras", "temperature": 21.5}
@@ -278,10 +279,10 @@ def test_extreme_values_never_give_nan(vector_client):
 
 
 def without_direct_endpoint(client: TestClient) -> TestClient:
-    """The same app with ServiceMiddleware's direct /predict switched off, so the
+    """The same app with its direct routes (app.asgi.DirectRoutes) switched off, so the
     request reaches the FastAPI route (which otherwise only documents it)."""
-    (middleware,) = client.app.user_middleware
-    middleware.kwargs["direct"] = {}
+    (direct,) = [m for m in client.app.user_middleware if m.cls is DirectRoutes]
+    direct.kwargs["routes"] = {}
     client.app.middleware_stack = None  # rebuilt on the next request
     return client
 

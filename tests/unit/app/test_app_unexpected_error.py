@@ -13,29 +13,27 @@ from pathlib import Path
 import orjson
 import pytest
 
-import app.api
-from app.context import AppContext
 from app.main import create_app
-from app.predict import Predictor
+from app.predict import Prediction, Predictor
 from app.settings import Settings
 from tests.local_server import serve_in_thread
 
 
-class _Failing:
-    """answer_predictions that fails like a model raising on one input."""
+def _failing(real: Callable[[Predictor, bytes], Prediction]) -> Callable[..., Prediction]:
+    """Predictor.run (what every POST /predict goes through) failing like a model raising
+    on one input."""
 
-    def __init__(self, real: Callable[[AppContext, Predictor, bytes], bytes]) -> None:
-        self.real = real
-
-    def __call__(self, ctx: AppContext, predictor: Predictor, body: bytes) -> bytes:
+    def run(self: Predictor, body: bytes) -> Prediction:
         if b"boom" in body:
             raise RuntimeError("the estimator raised on this input")
-        return self.real(ctx, predictor, body)
+        return real(self, body)
+
+    return run
 
 
 @pytest.fixture
 def server(vector_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    monkeypatch.setattr(app.api, "answer_predictions", _Failing(app.api.answer_predictions))
+    monkeypatch.setattr(Predictor, "run", _failing(Predictor.run))
     service = create_app(Settings(model_dir=vector_bundle))
     with serve_in_thread(service, http="httptools", log_level="critical") as port:
         yield port

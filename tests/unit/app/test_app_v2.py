@@ -30,7 +30,9 @@ RECORD = compile_schema(
         "distinct": [["home_team", "away_team"]],
     }
 )
-VECTOR = compile_schema({"kind": "vector", "name": "features", "length": 3})
+VECTOR = compile_schema(
+    {"kind": "vector", "name": "features", "length": 3, "feature_names": ["x0", "x1", "x2"]}
+)
 
 
 def no_limit(rows: int, loc: Any) -> None:
