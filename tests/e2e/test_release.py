@@ -247,6 +247,22 @@ def test_rollback_under_load_fails_no_request(env: Env) -> None:
     card = front_door_request("GET", "/model").json()
     home, away = card["input_schema"]["fields"][0]["enum"][:2]
 
+    # Issue 17: the version to go back to has lost its signature (a bucket writer removed
+    # it): the rollback is refused on the controller before any host changes.
+    signature = f"models/{old}/{old}.tar.gz.sha256.sig"
+    saved = env.s3.get_object(Bucket=env.bucket, Key=signature)["Body"].read()
+    env.s3.delete_object(Bucket=env.bucket, Key=signature)
+    try:
+        refused = release("rollback-unsigned", playbook="playbooks/rollback.yml")
+    finally:
+        env.s3.put_object(Bucket=env.bucket, Key=signature, Body=saved)
+    assert_refused(
+        refused, env, new, "Rollback refused before any host was touched",
+        f"signature check failed: unsigned (no {old}.tar.gz.sha256.sig)",
+    )  # fmt: skip
+    assert refused.events == {}
+    assert env.production() == pointer
+
     run, report, _ = under_load(
         "rollback", (home, away), lambda: release("rollback", playbook="playbooks/rollback.yml")
     )
