@@ -172,6 +172,32 @@ def test_check_yml_passes_every_property_to_systemd_run(tmp_path, role_view):
     assert properties == role_view["check"]
 
 
+def test_check_yml_hands_a_file_root_opens_to_the_command_as_stdin(tmp_path):
+    """The model unpack's way in: the unit reads the archive from stdin, opened by root."""
+    record = tmp_path / "systemd-run.jsonl"
+    fake = tmp_path / "systemd-run"
+    fake.write_text(FAKE_SYSTEMD_RUN.format(python=sys.executable, record=str(record)))
+    fake.chmod(0o755)
+    given = tmp_path / "archive.bin"
+    given.write_text('{"from": "stdin"}')
+    play = tmp_path / "play.yml"
+    play.write_text(
+        CHECK_PLAY.replace("PYTHON", sys.executable)
+        .replace("OUT", str(tmp_path / "stdout.json"))
+        .replace("print('{\\\"ok\\\": 1}')", "import sys; print(sys.stdin.read())")
+    )
+    extra = {
+        "model_api_systemd_run": [str(fake), "--wait"],
+        "model_api_check_stdin": str(given),
+        "model_api_check_properties": ["User=nobody"],
+    }
+    run = _playbook(play, "-e", json.dumps(extra))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert json.loads((tmp_path / "stdout.json").read_text()) == {"from": "stdin"}
+    (argv,) = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [o for o in argv if o.startswith("--property=")] == ["--property=User=nobody"]
+
+
 def test_the_release_is_installed_by_the_install_user_not_root(role_view):
     run = role_view["install_run"]
     assert run[:5] == ["systemd-run", "--wait", "--pipe", "--collect", "--quiet"]
@@ -211,7 +237,8 @@ def test_no_release_code_runs_as_root_and_root_owns_the_result():
     assert handed < min(step[n] for n in as_installer)
     marked = step["Mark the release as installed"]
     assert max(step[n] for n in as_installer) < to_root < check < marked
-    assert "root:root" in _argv(tasks[to_root]) and "go-w" in _argv(tasks[to_root])
+    assert tasks[to_root]["ansible.builtin.include_tasks"] == "to_root.yml"
+    assert tasks[to_root]["vars"]["model_api_to_root_dir"] == "{{ model_api_release_dir }}"
     assert tasks[check]["ansible.builtin.include_tasks"] == "check.yml"
     # Nothing else runs a command from the release (its venv, its code) directly.
     for name, task in pairs:
@@ -264,14 +291,38 @@ def test_a_model_is_unpacked_by_the_install_user_without_network(role_view):
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     assert limits[-1] == f"RuntimeMaxSec={defaults['model_api_model_check_timeout']}"
     tasks = _model_tasks()
-    runs = [t for t in tasks if "model_api_model_check" in _argv(t) and "unpack" in _argv(t)]
+    # One way to run a command in a transient unit (check.yml), the unpack's included.
+    assert [t for t in tasks if "model_api_systemd_run" in _argv(t)] == []
+    runs = [
+        t for t in tasks
+        if t.get("ansible.builtin.include_tasks") == "check.yml"
+        and "unpack" in t.get("vars", {}).get("model_api_check_command", [])
+    ]  # fmt: skip
     assert len(runs) == 1
-    argv = _argv(runs[0])
-    assert "model_api_systemd_run" in argv and "model_api_unpack_properties" in argv
-    assert "'unpack', '-'" in argv and '< "$1"' in argv  # the archive is its stdin
-    to_root = "Give the unpacked model to root"
-    handover = next(t for t in tasks if t.get("name", "").startswith(to_root))
-    assert "root:root" in _argv(handover) and "go-w" in _argv(handover)
+    unpack = runs[0]["vars"]
+    assert unpack["model_api_check_command"][1:3] == ["unpack", "-"]
+    assert unpack["model_api_check_properties"] == "{{ model_api_unpack_properties }}"
+    assert unpack["model_api_check_stdin"] == "{{ model_api_model_archive }}"  # root opens it
+    check = yaml.safe_load((ROLE / "tasks" / "check.yml").read_text())
+    check_argv = str(check[0]["ansible.builtin.command"]["argv"])
+    assert '< "$1"' in check_argv and "model_api_check_stdin" in check_argv
+    names = [t.get("name", "") for t in tasks]
+    handover = tasks[names.index("Give the unpacked model to root")]
+    assert handover["ansible.builtin.include_tasks"] == "to_root.yml"
+    assert handover["vars"]["model_api_to_root_dir"].startswith("{{ model_api_model_unpack_dir }}/")
+    # root's before the rename makes it appear in models/releases
+    assert names.index("Give the unpacked model to root") < names.index(
+        "Move the model into models/releases"
+    )
+    # One way to give a tree to root: the shared task file.
+    [give] = yaml.safe_load((ROLE / "tasks" / "to_root.yml").read_text())
+    assert "root:root" in _argv(give) and "go-w" in _argv(give) and "-P -h" in _argv(give)
+
+
+def test_release_code_is_given_to_root_in_one_place():
+    for path in (ROLE / "tasks").glob("*.yml"):
+        if path.name != "to_root.yml":
+            assert "chown -R" not in path.read_text(), path
 
 
 def _systemd_run_works() -> bool:
