@@ -1,0 +1,73 @@
+"""The access log's one line per request, written without the logging machinery's
+per-record cost where that changes nothing.
+
+A gunicorn worker's access log (gunicorn.conf.py `post_fork`) is a StreamHandler or
+FileHandler whose format is the bare message: making a LogRecord, walking the handlers
+and formatting it cost more than the line itself. When every handler of
+`palpite.access` is exactly such a handler (no filters, level at most INFO), the line
+goes straight to each handler's stream, under the handler's lock, with its terminator
+and a flush: the bytes a `log.info(line)` would write. Any other set-up (a syslog
+handler, another format, pytest's capture handler, a filter) goes through logging.
+"""
+
+import logging
+
+_PLAIN_TYPES = (logging.StreamHandler, logging.FileHandler)
+
+
+def _writes_plain_lines(handler: logging.Handler) -> bool:
+    formatter = handler.formatter
+    return (
+        type(handler) in _PLAIN_TYPES
+        and not handler.filters
+        and handler.level <= logging.INFO
+        and formatter is not None
+        and type(formatter) is logging.Formatter
+        and isinstance(formatter._style, logging.PercentStyle)
+        and formatter._fmt == "%(message)s"
+    )
+
+
+class AccessLog:
+    """`write(line)` logs one access line at INFO to `logger`."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._seen: tuple[logging.Handler, ...] | None = None
+        self._direct: tuple[logging.StreamHandler, ...] | None = None
+
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def write(self, line: str) -> None:
+        direct = self._plan()
+        if direct is None:
+            self.logger.info(line)
+            return
+        for handler in direct:
+            handler.acquire()
+            try:
+                stream = handler.stream
+                stream.write(line + handler.terminator)
+                stream.flush()
+            except Exception:  # as StreamHandler.emit: report, never fail the request
+                handler.handleError(logging.makeLogRecord({"msg": line}))
+            finally:
+                handler.release()
+
+    def _plan(self) -> tuple[logging.StreamHandler, ...] | None:
+        """The handlers to write to directly, or None for logging; recomputed when the
+        logger's handlers change (tests and gunicorn's post_fork set them)."""
+        logger = self.logger
+        handlers = tuple(logger.handlers)
+        if handlers != self._seen:
+            self._seen = handlers
+            plain = (
+                handlers
+                and not logger.propagate
+                and not logger.filters
+                and all(_writes_plain_lines(h) for h in handlers)
+                and all(getattr(h, "stream", None) is not None for h in handlers)
+            )
+            self._direct = handlers if plain else None  # type: ignore[assignment]
+        return self._direct
