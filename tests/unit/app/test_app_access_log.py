@@ -1,13 +1,14 @@
 """The access line goes straight to a plain handler's stream (gunicorn's access log) and
 through logging otherwise; either way one complete line per request, the same bytes."""
 
+import asyncio
 import io
 import logging
 from collections.abc import Iterator
 
 import pytest
 
-from app.access_log import AccessLog
+from app.access_log import PIPE_BUF, AccessLog
 
 
 @pytest.fixture
@@ -85,3 +86,48 @@ def test_handlers_set_later_are_noticed(logger) -> None:
     access.write("both")
     assert stream.getvalue() == "kept\nboth\n"
     assert [r.getMessage() for r in records] == ["both"]
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_lines_of_one_loop_pass_are_one_write_of_at_most_pipe_buf(logger) -> None:
+    stream = CountingStream()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers = [handler]
+    access = AccessLog(logger)
+    lines = [f'{{"n":{i},"pad":"{"x" * 290}","é":"ü"}}' for i in range(40)]
+
+    async def requests() -> None:
+        for line in lines:
+            access.write(line)
+        assert stream.writes == [] or all(len(w.encode()) <= PIPE_BUF for w in stream.writes)
+        await asyncio.sleep(0)  # the loop's pass ends: the rest is flushed
+
+    asyncio.run(requests())
+    assert stream.getvalue() == "".join(line + "\n" for line in lines)
+    assert 1 < len(stream.writes) < len(lines)  # batched, and split at PIPE_BUF
+    for chunk in stream.writes:
+        assert len(chunk.encode()) <= PIPE_BUF and chunk.endswith("\n")
+
+
+def test_a_line_through_logging_keeps_its_place_after_pending_ones(logger) -> None:
+    stream = io.StringIO()
+    logger.handlers = [plain(stream)]
+    access = AccessLog(logger)
+
+    async def requests() -> None:
+        access.write("first")
+        logger.handlers = [*logger.handlers, logging.NullHandler()]  # not plain any more
+        access.write("second")
+
+    asyncio.run(requests())
+    assert stream.getvalue() == "first\nsecond\n"
