@@ -112,12 +112,12 @@ class Predictor:
             counts.flags.writeable = False
         self._answers = self._answer_table()
 
-    def _answer_table(self) -> dict[tuple[Any, ...], tuple[bytes, int]]:
+    def _answer_table(self) -> dict[tuple[Any, ...], tuple[bytes, Scores]]:
         """Every valid instance's single-row answer and winning class, when the schema
         allows few enough instances: each is computed through the same validate, predict
         and encode as a request would be, one row at a time, so the bytes are the ones
         that path gives. Instances it refuses stay out and get its errors per request."""
-        table: dict[tuple[Any, ...], tuple[bytes, int]] = {}
+        table: dict[tuple[Any, ...], tuple[bytes, Scores]] = {}
         instances = (
             self.schema.every_instance(SINGLE_TABLE_LIMIT) or [] if self.schema is not None else []
         )
@@ -129,7 +129,10 @@ class Predictor:
                 continue
             winners = proba.argmax(axis=1)
             body = self._head + self._encode_rows(proba, winners) + b"]}"
-            table[tuple(instance.values())] = (body, int(winners[0]))  # in _answer_key order
+            for array in (proba, winners):
+                array.flags.writeable = False  # shared by every request for it
+            scores = Scores(proba, winners, self._one_hot[int(winners[0])])
+            table[tuple(instance.values())] = (body, scores)  # in _answer_key order
         return table
 
     def parse(self, body: bytes) -> tuple[list[Any], Loc]:
@@ -197,29 +200,51 @@ class Predictor:
             ]
         )
 
-    def _single(self, instance: Any) -> tuple[bytes, int] | None:
-        """One instance's answer and winning class without numpy, or None: the answer
-        table's entry (an instance of the right shape and values), or the model's
-        pure-Python row path for a plainly valid vector. Anything else (errors included)
-        takes the general path."""
-        if self._answers:
-            names = self._answer_key
-            if type(instance) is not dict or len(instance) != len(names):
-                return None
-            try:
-                return self._answers.get(tuple([instance[name] for name in names]))
-            except (KeyError, TypeError):  # a field missing, or an unhashable value
-                return None
+    def _tabled(self, instance: Any) -> tuple[bytes, Scores] | None:
+        """The answer table's entry for an instance of the right shape and values."""
+        names = self._answer_key
+        if type(instance) is not dict or len(instance) != len(names):
+            return None
+        try:
+            return self._answers.get(tuple([instance[name] for name in names]))
+        except (KeyError, TypeError):  # a field missing, or an unhashable value
+            return None
+
+    def _row(self, instance: Any) -> tuple[list[float], int] | None:
+        """A plainly valid vector's probabilities and winning class through the model's
+        pure-Python row path, or None."""
         row = self.schema.single_row(instance)
         if row is None:
             return None
         proba = self.model.predict_row(row)
         if proba is None or not all(map(math.isfinite, proba)):
             return None
-        winner = proba.index(max(proba))  # the first of equal maxima, as argmax
+        return proba, proba.index(max(proba))  # the first of equal maxima, as argmax
+
+    def _single(self, instance: Any) -> tuple[bytes, int] | None:
+        """One instance's answer and winning class without numpy, or None: the answer
+        table's entry, or the row path's answer. Anything else (errors included) takes
+        the general path."""
+        if self._answers:
+            tabled = self._tabled(instance)
+            return None if tabled is None else (tabled[0], int(tabled[1].winners[0]))
+        row = self._row(instance)
+        if row is None:
+            return None
+        proba, winner = row
         numbers = orjson.dumps(proba)[1:-1].split(b",")
-        body = self._head + self._row_templates[winner] % tuple(numbers) + b"]}"
-        return body, winner
+        return self._head + self._row_templates[winner] % tuple(numbers) + b"]}", winner
+
+    def _single_scores(self, instance: Any) -> Scores | None:
+        """The same for a protocol that encodes Scores itself (/v2 infer)."""
+        if self._answers:
+            tabled = self._tabled(instance)
+            return None if tabled is None else tabled[1]
+        row = self._row(instance)
+        if row is None:
+            return None
+        proba, winner = row
+        return Scores(np.array([proba]), np.array([winner]), self._one_hot[winner])
 
     def _count_single(self, winner: int) -> None:
         if self.metrics is not None:
@@ -254,6 +279,11 @@ class Predictor:
     def infer(self, codec: Codec[Request], body: bytes) -> bytes:
         """Another protocol's body to its answer, through the same checks and scores."""
         request = codec.decode(body, self.check_batch_size)
+        if len(request.instances) == 1:
+            scores = self._single_scores(request.instances[0])
+            if scores is not None:
+                self._count_single(int(scores.winners[0]))
+                return codec.encode(request, scores)
         return codec.encode(request, self.score(request.instances, codec.loc))
 
     def form(self, values: Mapping[str, list[str]]) -> np.ndarray:

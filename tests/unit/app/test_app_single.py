@@ -15,6 +15,8 @@ from app.errors import ApiError
 from app.metrics import Metrics
 from app.predict import Predictor
 from app.schema import compile_schema
+from app.v2_codec import Codec
+from app.v2_metadata import row_tensors
 from ml.bundle import load_bundle
 from ml.fastpath import PROBE_TOLERANCE
 
@@ -137,3 +139,37 @@ def test_vector_integers_and_extremes_answer_as_numbers(vector_bundle: Path) -> 
         assert got["label"] == want["label"]
         for label, value in want["probabilities"].items():
             assert abs(got["probabilities"][label] - value) <= PROBE_TOLERANCE
+
+
+def v2_general(p: Predictor, codec: Codec, body: bytes) -> bytes:
+    request = codec.decode(body, p.check_batch_size)
+    return codec.encode(request, p.score(request.instances, codec.loc))
+
+
+def test_v2_infer_of_a_tabled_instance_is_the_general_answer(
+    pairs_bundle: Path, monkeypatch
+) -> None:
+    metrics = Metrics()
+    p = predictor(pairs_bundle, metrics)
+    codec = Codec(p.schema, p.classes, "test-record", "-")
+    bodies = [
+        orjson.dumps({"inputs": row_tensors(codec, {"home_team": h, "away_team": a})})
+        for h, a in permutations(TEAMS[:3], 2)
+    ]
+    expected = [v2_general(p, codec, body) for body in bodies]
+    monkeypatch.setattr(p, "score", None)  # the table answers: no general path
+    assert [p.infer(codec, body) for body in bodies] == expected
+    assert sum(c._value.get() for c in metrics._prediction_children.values()) == 12  # 6 x 2
+
+
+def test_v2_infer_of_a_vector_row_within_tolerance(vector_bundle: Path) -> None:
+    p = predictor(vector_bundle)
+    codec = Codec(p.schema, p.classes, "clf", "-")
+    body = orjson.dumps({"inputs": row_tensors(codec, {"features": [0.3, -2.0, 1.5, 4.0]})})
+    got, want = orjson.loads(p.infer(codec, body)), orjson.loads(v2_general(p, codec, body))
+    assert [o["name"] for o in got["outputs"]] == [o["name"] for o in want["outputs"]]
+    for g, w in zip(got["outputs"], want["outputs"], strict=True):
+        if w["datatype"] == "FP64":
+            assert np.abs(np.array(g["data"]) - np.array(w["data"])).max() <= PROBE_TOLERANCE
+        else:
+            assert g == w
