@@ -7,7 +7,9 @@ gauges (the model version) disappear while their counters keep counting.
 Without that variable (tests, a bare `uvicorn`) each app gets its own registry.
 """
 
+import asyncio
 import os
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -85,6 +87,12 @@ class Metrics:
         # small and fixed (routes x methods x statuses), so each is looked up once.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._prediction_children: dict[str, Any] = {}
+        # Each update is a locked write to a file in multiprocess mode. Inside an event
+        # loop the updates of one pass of the loop are added up per value and written
+        # once when the pass ends (and before this worker renders /metrics): another
+        # worker's /metrics sees them at most one pass late.
+        self._pending: dict[Any, float] = {}
+        self._flush_scheduled = False
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         # Keyed by the label, not the raw method: clients choose methods, not the cache size.
@@ -96,16 +104,42 @@ class Metrics:
                 self.latency.labels(route),
             )
             self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        # As counter.inc() and histogram.observe(seconds): the count, the sum, and the
+        # first bucket whose bound is >= seconds (prometheus_client's own rule; buckets
+        # are cumulated when collected).
+        histogram = children[1]
+        self._add(children[0]._value, 1.0)
+        self._add(histogram._sum, seconds)
+        self._add(histogram._buckets[bisect_left(histogram._upper_bounds, seconds)], 1.0)
 
     def record_predictions(self, label: str, count: int) -> None:
         child = self._prediction_children.get(label)
         if child is None:
             child = self._prediction_children[label] = self.predictions.labels(label)
-        child.inc(count)
+        self._add(child._value, float(count))
+
+    def _add(self, value: Any, amount: float) -> None:
+        pending = self._pending
+        pending[value] = pending.get(value, 0.0) + amount
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: write now
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the pending updates."""
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        for value, amount in pending.items():
+            value.inc(amount)
 
     def render(self) -> bytes:
+        self.flush()
         if self._registry is not None:
             return generate_latest(self._registry)
         registry = CollectorRegistry()

@@ -12,6 +12,7 @@ from functools import lru_cache
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.access_log import AccessLog
 from app.asgi import client_host, content_length, send_error
 from app.errors import ApiError
 from app.metrics import Metrics
@@ -44,6 +45,7 @@ class ServiceMiddleware:
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.model_version = model_version
+        self.access = AccessLog(access_log)
         # Every answer says which model this worker serves, errors included.
         self._extra_headers = (
             [(MODEL_VERSION_HEADER, model_version.encode())] if model_version else []
@@ -99,8 +101,8 @@ class ServiceMiddleware:
         template = getattr(route, "path", None) or "<unmatched>"
         method = scope["method"]
         self.metrics.record_request(template, method, status, elapsed)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
+        if self.access.enabled():
+            self.access.write(
                 orjson.dumps(
                     {
                         "time": _timestamp(),

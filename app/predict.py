@@ -10,6 +10,7 @@ entry point counts predictions on its own.
 """
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -27,6 +28,9 @@ log = logging.getLogger("palpite.predict")
 
 # Refuses a batch over the limit before its rows are built (Predictor.check_batch_size).
 RowCheck = Callable[[int, Loc], None]
+# A schema with at most this many possible instances (every field an enum: the football
+# model's pairings) has every valid instance's answer computed once, at load.
+SINGLE_TABLE_LIMIT = 20_000
 
 
 class Decoded(Protocol):
@@ -102,6 +106,34 @@ class Predictor:
         self._row_templates = [
             b'{"label":' + name + b',"probabilities":{' + probabilities + b"}}" for name in quoted
         ]
+        # What a single instance's answer counts, per winning class (shared, read-only).
+        self._one_hot = [np.eye(len(self.classes), dtype=np.int64)[i] for i in range(len(quoted))]
+        for counts in self._one_hot:
+            counts.flags.writeable = False
+        self._answers = self._answer_table()
+
+    def _answer_table(self) -> dict[tuple[Any, ...], tuple[bytes, Scores]]:
+        """Every valid instance's single-row answer and winning class, when the schema
+        allows few enough instances: each is computed through the same validate, predict
+        and encode as a request would be, one row at a time, so the bytes are the ones
+        that path gives. Instances it refuses stay out and get its errors per request."""
+        table: dict[tuple[Any, ...], tuple[bytes, Scores]] = {}
+        instances = (
+            self.schema.every_instance(SINGLE_TABLE_LIMIT) or [] if self.schema is not None else []
+        )
+        self._answer_key: tuple[str, ...] = tuple(instances[0]) if instances else ()
+        for instance in instances:
+            try:
+                proba = self.predict(self.validate([instance], ()))
+            except ApiError:
+                continue
+            winners = proba.argmax(axis=1)
+            body = self._head + self._encode_rows(proba, winners) + b"]}"
+            for array in (proba, winners):
+                array.flags.writeable = False  # shared by every request for it
+            scores = Scores(proba, winners, self._one_hot[int(winners[0])])
+            table[tuple(instance.values())] = (body, scores)  # in _answer_key order
+        return table
 
     def parse(self, body: bytes) -> tuple[list[Any], Loc]:
         """The instances of a single or batch request, and where they sit in the body."""
@@ -155,16 +187,68 @@ class Predictor:
         """The answer's JSON without a Python object per row: orjson writes the matrix's
         numbers (the same shortest round-trip floats it writes for Python floats), and
         each row's numbers go into its predicted class's template."""
+        return self._head + self._encode_rows(proba, winners) + b"]}"
+
+    def _encode_rows(self, proba: np.ndarray, winners: np.ndarray) -> bytes:
         matrix = np.ascontiguousarray(proba, dtype=np.float64)  # orjson needs C order
         numbers = orjson.dumps(matrix, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].split(b"],[")
         templates = self._row_templates
-        rows = b",".join(
+        return b",".join(
             [
                 templates[winner] % tuple(row.split(b","))
                 for winner, row in zip(winners.tolist(), numbers, strict=True)
             ]
         )
-        return self._head + rows + b"]}"
+
+    def _tabled(self, instance: Any) -> tuple[bytes, Scores] | None:
+        """The answer table's entry for an instance of the right shape and values."""
+        names = self._answer_key
+        if type(instance) is not dict or len(instance) != len(names):
+            return None
+        try:
+            return self._answers.get(tuple([instance[name] for name in names]))
+        except (KeyError, TypeError):  # a field missing, or an unhashable value
+            return None
+
+    def _row(self, instance: Any) -> tuple[list[float], int] | None:
+        """A plainly valid vector's probabilities and winning class through the model's
+        pure-Python row path, or None."""
+        row = self.schema.single_row(instance)
+        if row is None:
+            return None
+        proba = self.model.predict_row(row)
+        if proba is None or not all(map(math.isfinite, proba)):
+            return None
+        return proba, proba.index(max(proba))  # the first of equal maxima, as argmax
+
+    def _single(self, instance: Any) -> tuple[bytes, int] | None:
+        """One instance's answer and winning class without numpy, or None: the answer
+        table's entry, or the row path's answer. Anything else (errors included) takes
+        the general path."""
+        if self._answers:
+            tabled = self._tabled(instance)
+            return None if tabled is None else (tabled[0], int(tabled[1].winners[0]))
+        row = self._row(instance)
+        if row is None:
+            return None
+        proba, winner = row
+        numbers = orjson.dumps(proba)[1:-1].split(b",")
+        return self._head + self._row_templates[winner] % tuple(numbers) + b"]}", winner
+
+    def _single_scores(self, instance: Any) -> Scores | None:
+        """The same for a protocol that encodes Scores itself (/v2 infer)."""
+        if self._answers:
+            tabled = self._tabled(instance)
+            return None if tabled is None else tabled[1]
+        row = self._row(instance)
+        if row is None:
+            return None
+        proba, winner = row
+        return Scores(np.array([proba]), np.array([winner]), self._one_hot[winner])
+
+    def _count_single(self, winner: int) -> None:
+        if self.metrics is not None:
+            self.metrics.record_predictions(self.classes[winner], 1)
 
     def score(self, instances: list[Any], loc: Loc) -> Scores:
         """Validate and predict a batch, and count its predictions: the one way from
@@ -184,12 +268,22 @@ class Predictor:
     def run(self, body: bytes) -> Prediction:
         """A native /predict body (one instance or a batch) to its JSON answer."""
         instances, loc = self.parse(body)
+        if len(instances) == 1:
+            single = self._single(instances[0])
+            if single is not None:
+                self._count_single(single[1])
+                return Prediction(single[0], self._one_hot[single[1]])
         scores = self.score(instances, loc)
         return Prediction(self.encode(scores.proba, scores.winners), scores.label_counts)
 
     def infer(self, codec: Codec[Request], body: bytes) -> bytes:
         """Another protocol's body to its answer, through the same checks and scores."""
         request = codec.decode(body, self.check_batch_size)
+        if len(request.instances) == 1:
+            scores = self._single_scores(request.instances[0])
+            if scores is not None:
+                self._count_single(int(scores.winners[0]))
+                return codec.encode(request, scores)
         return codec.encode(request, self.score(request.instances, codec.loc))
 
     def form(self, values: Mapping[str, list[str]]) -> np.ndarray:

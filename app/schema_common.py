@@ -70,6 +70,16 @@ class InputSchema(Protocol):
         """An instance from form values (numbers parsed); InvalidInputError if unparseable."""
         ...
 
+    def every_instance(self, limit: int) -> list[dict[str, Any]] | None:
+        """Every instance of the right shape (valid or not) when the schema allows only a
+        finite set of them, at most `limit`; None otherwise."""
+        ...
+
+    def single_row(self, instance: Any) -> list[float] | None:
+        """A plainly valid instance's feature row as Python floats (the single-row path
+        without numpy); None sends it down the column-wise path, which decides."""
+        ...
+
 
 def check_rows(
     check_row: Callable[[Any, Loc, ErrorSink], None], instances: Sequence[Any], loc: Loc

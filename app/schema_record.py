@@ -3,7 +3,7 @@
 import math
 import operator
 from collections.abc import Mapping, Sequence
-from itertools import combinations
+from itertools import combinations, product
 from operator import itemgetter
 from typing import Any
 
@@ -148,6 +148,18 @@ class RecordSchema:
             sink.add(FieldError(loc, f"must be >= {f.minimum}", "minimum"))
         elif f.maximum is not None and value > f.maximum:
             sink.add(FieldError(loc, f"must be <= {f.maximum}", "maximum"))
+
+    def every_instance(self, limit: int) -> list[dict[str, Any]] | None:
+        if not all(f.type == "string" and f.enum for f in self.fields):
+            return None
+        size = math.prod(len(f.enum or ()) for f in self.fields)
+        if size > limit:
+            return None
+        values = product(*(f.enum or () for f in self.fields))
+        return [dict(zip(self.names, combo, strict=True)) for combo in values]
+
+    def single_row(self, instance: Any) -> list[float] | None:
+        return None  # records go through the adapter's features
 
     # -- OpenAPI and form ---------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The `vector` input schema: a fixed-length numeric array per instance."""
 
+import math
 from collections.abc import Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
@@ -58,6 +59,24 @@ class VectorSchema:
         if not np.isfinite(matrix).all():
             return None
         return matrix
+
+    def every_instance(self, limit: int) -> list[dict[str, Any]] | None:
+        return None  # numbers: no finite set
+
+    def single_row(self, instance: Any) -> list[float] | None:
+        """`_fast`'s checks for one instance, in plain Python."""
+        if type(instance) is not dict or len(instance) != 1:
+            return None
+        row = instance.get(self.name)
+        if type(row) is not list or len(row) != self.length:
+            return None
+        if not set(map(type, row)) <= JSON_NUMBER_TYPES:
+            return None
+        try:
+            floats = list(map(float, row))
+        except OverflowError:  # an integer beyond float range
+            return None
+        return floats if all(map(math.isfinite, floats)) else None
 
     def _check_row(self, inst: Any, loc: Loc, sink: ErrorSink) -> None:
         if not isinstance(inst, dict):

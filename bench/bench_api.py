@@ -36,6 +36,7 @@ from app.predict import Predictor  # noqa: E402
 from app.schema import compile_schema  # noqa: E402
 from app.v2_codec import Codec  # noqa: E402
 from app.v2_metadata import row_tensors  # noqa: E402
+from bench.bench_api_report import report  # noqa: E402
 from ml.bundle import load_bundle  # noqa: E402
 
 MODEL = REPO / ".cache" / "serve" / "models" / "current"
@@ -103,6 +104,20 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=60)
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of a process and its children (a gunicorn master and its
+    workers), MiB: shared pages (the master's pre-imports) counted once in total."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    total_kib = 0
+    for p in pids:
+        for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total_kib += int(line.split()[1])
+    return total_kib / 1024
 
 
 def connection_spread() -> list[int]:
@@ -221,6 +236,7 @@ def main() -> None:
                 print(f"{name}/{key}: {r['rps']:.0f} req/s, p99 {r['p99_us'] / 1000:.2f} ms,"
                       f" errors {r['socket_errors']}+{r['non2xx']}, spread {r['spread']}",
                       file=sys.stderr)  # fmt: skip
+            results[f"{name}/pss_mib"] = pss_mib(server.proc.pid)  # after load, at peak
         finally:
             server.stop()
 
@@ -232,14 +248,25 @@ def main() -> None:
     def pace() -> float:
         return 32 / half_ceiling() * 1000  # ms between requests on each of 32 connections
 
+    def pace_bare() -> float:  # the same, at half the bare ASGI callable's maximum
+        return 32 / (results["bare/max"]["rps"] / 2) * 1000
+
     run("ceiling", ceiling, w, False, ("max", single, 32, 2, 0), ("paced", single, 32, 2, pace))
     # No framework at all: read the body, send start and body (bench/bare_asgi_app.py).
-    run("bare", "bench.bare_asgi_app:app", w, False, ("max", single, 32, 2, 0))
+    run(
+        "bare",
+        "bench.bare_asgi_app:app",
+        w,
+        False,
+        ("max", single, 32, 2, 0),
+        ("paced", single, 32, 2, pace_bare),
+    )
     v2_body, v2_path = v2_single(card, example, work / "v2-single.json")
     app_jobs = [
         ("max", single, 32, 2, 0),
         ("v2-max", v2_body, 32, 2, 0, v2_path),
         ("paced", single, 32, 2, pace),
+        ("paced-bare", single, 32, 2, pace_bare),
     ]
     run("app", None, w, False, *app_jobs, ("batch", batch, 2 * w, 2, 0))
     vector = vector_model()
@@ -254,6 +281,7 @@ def main() -> None:
         ("max", vsingle, 32, 2, 0),
         ("v2-max", v2_vbody, 32, 2, 0, v2_vpath),
         ("paced", vsingle, 32, 2, pace),
+        ("paced-bare", vsingle, 32, 2, pace_bare),
     ]
     run("vector", None, w, False, *vjobs, ("batch", vbatch, 2 * w, 2, 0), model=vector)
     run("vector-1worker", None, 1, False, ("batch", vbatch, 2, 1, 0), model=vector)
@@ -266,73 +294,6 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
     report(results)
-
-
-def report(r: dict[str, Any]) -> None:
-    c, a = r["ceiling/max"], r["app/max"]
-    cp, ap = r["ceiling/paced"], r["app/paced"]
-    ip = r["in_process_s"]
-    in_rows = 10_000 / ip["total"]
-    b1, b2 = r["app-1worker/batch"]["rps"] * 10_000, r["app/batch"]["rps"] * 10_000
-    print(f"\nworkers={r['workers']}, wrk {r['duration_s']} s per run, model {r['model']}\n")
-    print("| measure | app | ceiling | app / ceiling | target |")
-    print("| --- | ---: | ---: | ---: | --- |")
-    print(f"| single, max req/s at 32 conns | {a['rps']:,.0f} | {c['rps']:,.0f} |"
-          f" {a['rps'] / c['rps']:.0%} | >= 60% |")  # fmt: skip
-    print(f"| p99 ms at ~{r['half_ceiling_rps']:,.0f} req/s paced (achieved: app {ap['rps']:,.0f},"
-          f" ceiling {cp['rps']:,.0f}) | {ap['p99_us'] / 1000:.2f} | {cp['p99_us'] / 1000:.2f} |"
-          f" {ap['p99_us'] / cp['p99_us']:.2f}x | <= 2x |")  # fmt: skip
-    print(f"| batch rows/s, 1 worker vs in-process | {b1:,.0f} | {in_rows:,.0f} |"
-          f" {b1 / in_rows:.0%} | >= 70% |")  # fmt: skip
-    print(f"| batch rows/s, {r['workers']} workers (4 conns) | {b2:,.0f} | | | |")
-    a2 = r["app/v2-max"]
-    print(f"| V2 infer single, max req/s (vs native: {a2['rps'] / a['rps']:.0%}, target >= 85%)"
-          f" | {a2['rps']:,.0f} | {c['rps']:,.0f} | {a2['rps'] / c['rps']:.0%} | |")  # fmt: skip
-    v, vp = r["vector/max"], r["vector/paced"]
-    vin = 10_000 / r["vector_in_process_s"]["total"]
-    vb1, vb2 = r["vector-1worker/batch"]["rps"] * 10_000, r["vector/batch"]["rps"] * 10_000
-    print("| *vector model (ml package, 4 features)* | | | | |")
-    print(f"| single, max req/s at 32 conns | {v['rps']:,.0f} | {c['rps']:,.0f} |"
-          f" {v['rps'] / c['rps']:.0%} | >= 60% |")  # fmt: skip
-    print(f"| p99 ms paced (achieved {vp['rps']:,.0f} req/s) | {vp['p99_us'] / 1000:.2f} |"
-          f" {cp['p99_us'] / 1000:.2f} | {vp['p99_us'] / cp['p99_us']:.2f}x | <= 2x |")  # fmt: skip
-    print(f"| batch rows/s, 1 worker vs in-process | {vb1:,.0f} | {vin:,.0f} |"
-          f" {vb1 / vin:.0%} | >= 70% |")  # fmt: skip
-    print(f"| batch rows/s, {r['workers']} workers (4 conns) | {vb2:,.0f} | | | |")
-    v2 = r["vector/v2-max"]
-    print(f"| V2 infer single, max req/s (vs native: {v2['rps'] / v['rps']:.0%}, target >= 85%)"
-          f" | {v2['rps']:,.0f} | {c['rps']:,.0f} | {v2['rps'] / c['rps']:.0%} | |")  # fmt: skip
-    bare = r["bare/max"]["rps"]
-    print(f"| single, max req/s vs a bare ASGI callable ({bare:,.0f}): football, vector |"
-          f" {a['rps'] / bare:.0%}, {v['rps'] / bare:.0%} | | | >= 50% |")  # fmt: skip
-    ra, rc = r["app-reuseport/max"], r["ceiling-reuseport/max"]
-    print(f"| single, max req/s with SO_REUSEPORT | {ra['rps']:,.0f} | {rc['rps']:,.0f} |"
-          f" {ra['rps'] / rc['rps']:.0%} | |")  # fmt: skip
-    print("\nconnection spread over workers (wrk's 32 connections, from ss mid-run):")
-    keys = (
-        "bare/max",
-        "ceiling/max",
-        "app/max",
-        "app/v2-max",
-        "vector/max",
-        "vector/v2-max",
-        "app-reuseport/max",
-        "ceiling-reuseport/max",
-    )
-    for key in keys:
-        print(f"  {key}: {r[key]['spread']}")
-    vip = r["vector_in_process_s"]
-    print("\nin-process, one 10,000-row body (median ms per step): football | vector")
-    for step in ("parse", "validate", "features", "predict_proba", "predict_served"):
-        print(f"  {step:>14}: {ip[step] * 1000:8.2f} | {vip[step] * 1000:8.2f}")
-    for step in ("serialize", "total"):
-        print(f"  {step:>14}: {ip[step] * 1000:8.2f} | {vip[step] * 1000:8.2f}")
-    print("  (predict_proba: scikit-learn's own call; predict_served: what the service runs,")
-    print("   the numpy fast path of ml/fastpath.py when the estimator has one)")
-    errors = sum(
-        v["socket_errors"] + v["non2xx"] for k, v in r.items() if isinstance(v, dict) and "rps" in v
-    )
-    print(f"\nwrk errors over all runs: {errors}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from ml.adapters import Adapter
 from ml.card import MODEL_FILE, BundleError, estimator_classes
 from ml.checksums import verified_card
 from ml.errors import PalpiteError
-from ml.fastpath import predict_proba_function
+from ml.fastpath import predict_proba_function, row_predict_proba
 from ml.host_compat import check_host
 
 
@@ -29,7 +29,16 @@ def verify_bundle(bundle_dir: Path) -> dict[str, Any]:
 class LoadedModel:
     """A verified bundle in memory: the card, the adapter and the estimator."""
 
-    __slots__ = ("_order", "_predict_proba", "adapter", "card", "estimator", "path")
+    __slots__ = (
+        "_order",
+        "_predict_proba",
+        "_predict_row",
+        "_row_order",
+        "adapter",
+        "card",
+        "estimator",
+        "path",
+    )
 
     def __init__(self, path: Path, card: dict[str, Any], adapter: Adapter, estimator: Any):
         self.path = path
@@ -45,6 +54,9 @@ class LoadedModel:
         # None when the estimator already answers in card order: no copy per request.
         self._order = None if order == list(range(len(order))) else np.asarray(order)
         self._predict_proba = predict_proba_function(estimator)
+        # A row is the estimator's input as it stands only through the vector adapter.
+        self._predict_row = row_predict_proba(estimator) if adapter.kind == "vector" else None
+        self._row_order = order
 
     @property
     def version(self) -> str:
@@ -71,6 +83,17 @@ class LoadedModel:
         through the verified numpy fast path when the estimator has one (ml.fastpath)."""
         proba = self._predict_proba(features)
         return proba if self._order is None else proba[:, self._order]
+
+    def predict_row(self, features: list[float]) -> list[float] | None:
+        """One feature row's probabilities in `classes` order, without numpy, for a small
+        linear estimator (ml.fastpath.row_predict_proba); None when there is no such
+        path or it cannot say (then predict_matrix answers)."""
+        if self._predict_row is None:
+            return None
+        proba = self._predict_row(features)
+        if proba is None or self._order is None:
+            return proba
+        return [proba[i] for i in self._row_order]
 
 
 def load_bundle(bundle_dir: Path) -> LoadedModel:

@@ -12,7 +12,9 @@ scikit-learn itself, with the per-call checks the service has already made (fini
 values, the right width) switched off.
 """
 
+import math
 from collections.abc import Callable
+from operator import mul
 
 import numpy as np
 import sklearn
@@ -21,8 +23,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 PredictProba = Callable[[np.ndarray], np.ndarray]
+# One row of Python floats to its probabilities, or None where it cannot say (overflow).
+PredictRow = Callable[[list[float]], list[float] | None]
 PROBE_ROWS = 256
 PROBE_TOLERANCE = 1e-9
+# Weights (features x outputs) up to this many go through the pure-Python single-row path:
+# below it, numpy's per-call overhead costs more than the arithmetic.
+ROW_PATH_MAX_WEIGHTS = 256
 
 
 def predict_proba_function(estimator: object) -> PredictProba:
@@ -50,6 +57,52 @@ def fast_predict_proba(estimator: object) -> PredictProba | None:
     call = _binary(weights, bias) if weights.shape[1] == 1 else _softmax(weights, bias)
     if not _agrees(estimator, call, weights.shape[0]):
         return None
+    return call
+
+
+def row_predict_proba(estimator: object) -> PredictRow | None:
+    """A pure-Python (no numpy) `predict_proba` for one row of a small folded linear model,
+    or None. Like the numpy path, used only when it agrees with the estimator on the probe
+    batch; a single prediction then costs a few microseconds, not numpy's dozen."""
+    folded = _fold_linear(estimator)
+    if folded is None or folded[0].size > ROW_PATH_MAX_WEIGHTS:
+        return None
+    weights, bias = folded
+    call = _row_binary(weights, bias) if weights.shape[1] == 1 else _row_softmax(weights, bias)
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        out = [call(row) for row in x.tolist()]
+        if any(r is None for r in out):
+            raise FloatingPointError("overflow in the probe")
+        return np.asarray(out, dtype=np.float64)
+
+    return call if _agrees(estimator, rows, weights.shape[0]) else None
+
+
+def _row_binary(weights: np.ndarray, bias: np.ndarray) -> PredictRow:
+    column, b = weights[:, 0].tolist(), float(bias[0])
+
+    def call(x: list[float]) -> list[float] | None:
+        try:
+            positive = 1.0 / (1.0 + math.exp(-(sum(map(mul, x, column)) + b)))
+        except OverflowError:
+            return None
+        return [1.0 - positive, positive]
+
+    return call
+
+
+def _row_softmax(weights: np.ndarray, bias: np.ndarray) -> PredictRow:
+    columns = [(col, b) for col, b in zip(weights.T.tolist(), bias.tolist(), strict=True)]
+    exp = math.exp
+
+    def call(x: list[float]) -> list[float] | None:
+        scores = [sum(map(mul, x, col)) + b for col, b in columns]
+        top = max(scores)
+        exps = [exp(s - top) for s in scores]  # <= 1: no overflow
+        total = sum(exps)
+        return [e / total for e in exps]
+
     return call
 
 

@@ -96,6 +96,22 @@ def record_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_bundle(tmp_path_factory.mktemp("record") / "bundles", clf, record_card_fields())
 
 
+@pytest.fixture(scope="session")
+def pairs_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two enum fields and nothing else, like the football model: every valid instance
+    (each ordered pair of distinct teams) is known in advance."""
+    fields = record_card_fields()
+    fields["input_schema"]["fields"] = fields["input_schema"]["fields"][:2]
+    fields["feature_names"] = ["home_index", "away_index"]
+    rng = np.random.default_rng(3)
+    home = rng.integers(0, len(TEAMS), 600)
+    away = (home + rng.integers(1, len(TEAMS), 600)) % len(TEAMS)
+    x = np.column_stack([home, away]).astype(float)
+    y = np.array(CLASSES)[(home + 2 * away) % 3]
+    clf = LogisticRegression(max_iter=1000).fit(x, y)
+    return write_bundle(tmp_path_factory.mktemp("pairs") / "bundles", clf, fields)
+
+
 ClientFactory = Callable[..., TestClient]
 
 

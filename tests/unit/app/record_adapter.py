@@ -28,5 +28,7 @@ class RecordAdapter:
     def transform(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
         home = [self.index[t] for t in columns["home_team"]]
         away = [self.index[t] for t in columns["away_team"]]
+        if "temperature" not in columns:  # the pairs-only schema (conftest.pairs_bundle)
+            return np.column_stack([home, away]).astype(np.float64)
         temperature = np.asarray(columns["temperature"], dtype=np.float64)
         return np.column_stack([home, away, temperature]).astype(np.float64)

@@ -7,7 +7,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from ml.fastpath import fast_predict_proba, predict_proba_function
+from ml.fastpath import (
+    ROW_PATH_MAX_WEIGHTS,
+    fast_predict_proba,
+    predict_proba_function,
+    row_predict_proba,
+)
 
 
 def data(classes: int, n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -68,3 +73,34 @@ def test_a_fast_path_that_disagrees_is_not_used(monkeypatch: pytest.MonkeyPatch)
     original = model.predict_proba
     monkeypatch.setattr(model, "predict_proba", lambda rows: original(rows) ** 1.01)
     assert fast_predict_proba(model) is None
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("classes", [2, 3, 4])
+def test_small_linear_models_have_a_pure_python_row_path(classes: int) -> None:
+    x, y = data(classes)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x, y)
+    row = row_predict_proba(model)
+    assert row is not None
+    fresh, _ = data(classes, n=50, seed=1)
+    for features, expected in zip(fresh.tolist(), model.predict_proba(fresh), strict=True):
+        got = row(features)
+        assert isinstance(got, list) and all(type(v) is float for v in got)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_row_path_only_for_small_linear_models() -> None:
+    x, y = data(3)
+    assert row_predict_proba(RandomForestClassifier(n_estimators=3).fit(x, y)) is None
+    wide = np.random.default_rng(0).normal(size=(200, 300))
+    big = LogisticRegression(max_iter=50).fit(wide, y[:200])
+    assert big.coef_.size > ROW_PATH_MAX_WEIGHTS
+    assert row_predict_proba(big) is None
+
+
+def test_binary_row_path_says_nothing_on_overflow() -> None:
+    x, y = data(2)
+    model = LogisticRegression(max_iter=2000).fit(x, y)
+    row = row_predict_proba(model)
+    assert row is not None
+    assert row([1e308] * 5) is None or all(np.isfinite(row([1e308] * 5)))

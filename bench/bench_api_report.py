@@ -1,0 +1,81 @@
+"""The table bench_api.py prints from its results (docs/benchmarks.md, "Model API")."""
+
+from typing import Any
+
+
+def report(r: dict[str, Any]) -> None:
+    c, a = r["ceiling/max"], r["app/max"]
+    cp, ap = r["ceiling/paced"], r["app/paced"]
+    ip = r["in_process_s"]
+    in_rows = 10_000 / ip["total"]
+    b1, b2 = r["app-1worker/batch"]["rps"] * 10_000, r["app/batch"]["rps"] * 10_000
+    print(f"\nworkers={r['workers']}, wrk {r['duration_s']} s per run, model {r['model']}\n")
+    print("| measure | app | ceiling | app / ceiling | target |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    print(f"| single, max req/s at 32 conns | {a['rps']:,.0f} | {c['rps']:,.0f} |"
+          f" {a['rps'] / c['rps']:.0%} | >= 60% |")  # fmt: skip
+    print(f"| p99 ms at ~{r['half_ceiling_rps']:,.0f} req/s paced (achieved: app {ap['rps']:,.0f},"
+          f" ceiling {cp['rps']:,.0f}) | {ap['p99_us'] / 1000:.2f} | {cp['p99_us'] / 1000:.2f} |"
+          f" {ap['p99_us'] / cp['p99_us']:.2f}x | <= 2x |")  # fmt: skip
+    print(f"| batch rows/s, 1 worker vs in-process | {b1:,.0f} | {in_rows:,.0f} |"
+          f" {b1 / in_rows:.0%} | >= 70% |")  # fmt: skip
+    print(f"| batch rows/s, {r['workers']} workers (4 conns) | {b2:,.0f} | | | |")
+    a2 = r["app/v2-max"]
+    print(f"| V2 infer single, max req/s (vs native: {a2['rps'] / a['rps']:.0%}, target >= 85%)"
+          f" | {a2['rps']:,.0f} | {c['rps']:,.0f} | {a2['rps'] / c['rps']:.0%} | |")  # fmt: skip
+    v, vp = r["vector/max"], r["vector/paced"]
+    vin = 10_000 / r["vector_in_process_s"]["total"]
+    vb1, vb2 = r["vector-1worker/batch"]["rps"] * 10_000, r["vector/batch"]["rps"] * 10_000
+    print("| *vector model (ml package, 4 features)* | | | | |")
+    print(f"| single, max req/s at 32 conns | {v['rps']:,.0f} | {c['rps']:,.0f} |"
+          f" {v['rps'] / c['rps']:.0%} | >= 60% |")  # fmt: skip
+    print(f"| p99 ms paced (achieved {vp['rps']:,.0f} req/s) | {vp['p99_us'] / 1000:.2f} |"
+          f" {cp['p99_us'] / 1000:.2f} | {vp['p99_us'] / cp['p99_us']:.2f}x | <= 2x |")  # fmt: skip
+    print(f"| batch rows/s, 1 worker vs in-process | {vb1:,.0f} | {vin:,.0f} |"
+          f" {vb1 / vin:.0%} | >= 70% |")  # fmt: skip
+    print(f"| batch rows/s, {r['workers']} workers (4 conns) | {vb2:,.0f} | | | |")
+    v2 = r["vector/v2-max"]
+    print(f"| V2 infer single, max req/s (vs native: {v2['rps'] / v['rps']:.0%}, target >= 85%)"
+          f" | {v2['rps']:,.0f} | {c['rps']:,.0f} | {v2['rps'] / c['rps']:.0%} | |")  # fmt: skip
+    bare = r["bare/max"]["rps"]
+    print(f"| single, max req/s vs a bare ASGI callable ({bare:,.0f}): football, vector |"
+          f" {a['rps'] / bare:.0%}, {v['rps'] / bare:.0%} | | | >= 50% |")  # fmt: skip
+    bp, ab, vb = r["bare/paced"], r["app/paced-bare"], r["vector/paced-bare"]
+    print(f"| p99 ms at ~{bare / 2:,.0f} req/s paced, football, vector vs bare (achieved"
+          f" {ab['rps']:,.0f}, {vb['rps']:,.0f}, {bp['rps']:,.0f}) | {ab['p99_us'] / 1000:.2f},"
+          f" {vb['p99_us'] / 1000:.2f} | {bp['p99_us'] / 1000:.2f} |"
+          f" {ab['p99_us'] / bp['p99_us']:.2f}x, {vb['p99_us'] / bp['p99_us']:.2f}x |"
+          " <= 2x |")  # fmt: skip
+    print(f"| PSS MiB of the server tree at peak: football, vector, FastAPI ceiling, bare |"
+          f" {r['app/pss_mib']:.0f}, {r['vector/pss_mib']:.0f} | {r['ceiling/pss_mib']:.0f},"
+          f" {r['bare/pss_mib']:.0f} | {r['app/pss_mib'] / r['ceiling/pss_mib']:.2f}x |"
+          " |")  # fmt: skip
+    ra, rc = r["app-reuseport/max"], r["ceiling-reuseport/max"]
+    print(f"| single, max req/s with SO_REUSEPORT | {ra['rps']:,.0f} | {rc['rps']:,.0f} |"
+          f" {ra['rps'] / rc['rps']:.0%} | |")  # fmt: skip
+    print("\nconnection spread over workers (wrk's 32 connections, from ss mid-run):")
+    keys = (
+        "bare/max",
+        "bare/paced",
+        "ceiling/max",
+        "app/max",
+        "app/v2-max",
+        "vector/max",
+        "vector/v2-max",
+        "app-reuseport/max",
+        "ceiling-reuseport/max",
+    )
+    for key in keys:
+        print(f"  {key}: {r[key]['spread']}")
+    vip = r["vector_in_process_s"]
+    print("\nin-process, one 10,000-row body (median ms per step): football | vector")
+    for step in ("parse", "validate", "features", "predict_proba", "predict_served"):
+        print(f"  {step:>14}: {ip[step] * 1000:8.2f} | {vip[step] * 1000:8.2f}")
+    for step in ("serialize", "total"):
+        print(f"  {step:>14}: {ip[step] * 1000:8.2f} | {vip[step] * 1000:8.2f}")
+    print("  (predict_proba: scikit-learn's own call; predict_served: what the service runs,")
+    print("   the numpy fast path of ml/fastpath.py when the estimator has one)")
+    errors = sum(
+        v["socket_errors"] + v["non2xx"] for k, v in r.items() if isinstance(v, dict) and "rps" in v
+    )
+    print(f"\nwrk errors over all runs: {errors}")
