@@ -16,8 +16,9 @@ again): every line stays whole, since a batch is at most PIPE_BUF bytes, which a
 workers) take in one piece without interleaving another worker's writes.
 """
 
-import asyncio
 import logging
+
+from app.end_of_pass import EndOfPass
 
 # POSIX: a pipe write of at most this many bytes is never interleaved with another.
 PIPE_BUF = 4096
@@ -48,7 +49,7 @@ class AccessLog:
         self._direct: tuple[logging.StreamHandler, ...] | None = None
         self._pending: list[str] = []
         self._pending_bytes = 0
-        self._scheduled = False
+        self._end_of_pass = EndOfPass(self.flush)
 
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
@@ -65,19 +66,10 @@ class AccessLog:
             self.flush()
         self._pending.append(text)
         self._pending_bytes += size
-        if self._scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop: nothing to batch with
-            self.flush()
-            return
-        self._scheduled = True
-        loop.call_soon(self.flush)
+        self._end_of_pass.request()
 
     def flush(self) -> None:
         """Write the pending lines, in one write per handler."""
-        self._scheduled = False
         if not self._pending:
             return
         text = "".join(self._pending)

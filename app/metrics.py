@@ -7,7 +7,6 @@ gauges (the model version) disappear while their counters keep counting.
 Without that variable (tests, a bare `uvicorn`) each app gets its own registry.
 """
 
-import asyncio
 import os
 from bisect import bisect_left
 from typing import Any
@@ -22,6 +21,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from app.end_of_pass import EndOfPass
 
 # Seconds; single predictions sit around a millisecond, 10,000-row batches near 100 ms.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -92,7 +93,7 @@ class Metrics:
         # once when the pass ends (and before this worker renders /metrics): another
         # worker's /metrics sees them at most one pass late.
         self._pending: dict[Any, float] = {}
-        self._flush_scheduled = False
+        self._end_of_pass = EndOfPass(self.flush)
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         # Keyed by the label, not the raw method: clients choose methods, not the cache size.
@@ -121,19 +122,10 @@ class Metrics:
     def _add(self, value: Any, amount: float) -> None:
         pending = self._pending
         pending[value] = pending.get(value, 0.0) + amount
-        if self._flush_scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop: write now
-            self.flush()
-            return
-        self._flush_scheduled = True
-        loop.call_soon(self.flush)
+        self._end_of_pass.request()
 
     def flush(self) -> None:
         """Write the pending updates."""
-        self._flush_scheduled = False
         pending, self._pending = self._pending, {}
         for value, amount in pending.items():
             value.inc(amount)
