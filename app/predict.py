@@ -116,7 +116,9 @@ class Predictor:
         """Every valid instance's single-row answer and winning class, when the schema
         allows few enough instances: each is computed through the same validate, predict
         and encode as a request would be, one row at a time, so the bytes are the ones
-        that path gives. Instances it refuses stay out and get its errors per request."""
+        that path gives. Instances it refuses stay out and get its errors per request;
+        so do instances the estimator raises on, which keep failing per request (a 500
+        that a bake can see) instead of stopping the whole model from loading."""
         table: dict[tuple[Any, ...], tuple[bytes, Scores]] = {}
         instances = (
             self.schema.every_instance(SINGLE_TABLE_LIMIT) or [] if self.schema is not None else []
@@ -125,7 +127,7 @@ class Predictor:
         for instance in instances:
             try:
                 proba = self.predict(self.validate([instance], ()))
-            except ApiError:
+            except Exception:  # any failure here is that request's own
                 continue
             winners = proba.argmax(axis=1)
             body = self._head + self._encode_rows(proba, winners) + b"]}"

@@ -14,7 +14,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from record_adapter import TEAMS
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import SplineTransformer
 
 import ml.adapters
 from app.main import create_app
@@ -110,6 +114,22 @@ def pairs_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     y = np.array(CLASSES)[(home + 2 * away) % 3]
     clf = LogisticRegression(max_iter=1000).fit(x, y)
     return write_bundle(tmp_path_factory.mktemp("pairs") / "bundles", clf, fields)
+
+
+@pytest.fixture(scope="session")
+def pairs_bundle_failing_for_one_team(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pairs contract with stock scikit-learn objects that raise for every pairing
+    whose home team is the last one (its index lies beyond the range a SplineTransformer
+    with extrapolation="error" was fitted on) and answer every other pairing."""
+    fields = record_card_fields()
+    fields["input_schema"]["fields"] = fields["input_schema"]["fields"][:2]
+    fields["feature_names"] = ["home_index", "away_index"]
+    last = len(TEAMS) - 1
+    x = np.array([[home, away] for home in range(last) for away in range(len(TEAMS))], float)
+    seen_homes = ColumnTransformer([("home", SplineTransformer(extrapolation="error"), [0])])
+    clf = Pipeline([("seen_homes", seen_homes), ("prior", DummyClassifier())])
+    clf.fit(x, np.array(CLASSES)[np.arange(len(x)) % 3])
+    return write_bundle(tmp_path_factory.mktemp("failing") / "bundles", clf, fields)
 
 
 ClientFactory = Callable[..., TestClient]

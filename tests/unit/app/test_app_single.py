@@ -93,6 +93,18 @@ def test_table_answers_count_their_predictions(pairs_bundle: Path) -> None:
     assert prediction.label_counts.tolist() == [int(c == label) for c in p.classes]
 
 
+def test_pairings_the_estimator_raises_on_fail_per_request_and_the_rest_are_tabled(
+    pairs_bundle_failing_for_one_team: Path,
+) -> None:
+    p = predictor(pairs_bundle_failing_for_one_team)  # the model loads
+    failing = {"home_team": TEAMS[-1], "away_team": TEAMS[0]}
+    answered = {"home_team": TEAMS[0], "away_team": TEAMS[-1]}
+    assert len(p._answers) == (len(TEAMS) - 1) ** 2
+    assert p.run(orjson.dumps(answered)).body == general(p, answered)
+    with pytest.raises(ValueError, match="beyond the limits of the knots"):
+        p.run(orjson.dumps(failing))
+
+
 def test_schemas_with_numbers_have_no_table(record_bundle: Path, vector_bundle: Path) -> None:
     assert predictor(record_bundle)._answers == {}
     assert predictor(vector_bundle)._answers == {}
