@@ -70,7 +70,7 @@ def _begin(s3: Any, args: argparse.Namespace) -> None:
     # A host an interrupted run left out that the reconcile could not bring back keeps its
     # phase: this run's journal must not forget it.
     earlier = fleet_lock.read_journal(s3, args.bucket, args.prefix)
-    if fleet_lock.unfinished(earlier):
+    if fleet_lock.out_of_rotation(earlier):
         assert earlier is not None
         for host, phase in earlier["hosts"].items():
             if phase not in fleet_lock.AT_REST:

@@ -37,6 +37,10 @@ JOURNAL_KEY = "locks/journal.json"
 AT_REST = frozenset({"pending", "start", "registered", "rolled_back", "unchanged", "not reached"})
 
 
+# Operations that move hosts from one version to another (not a restart or an OS patch).
+VERSIONED = frozenset({"release", "rollback", "release-app"})
+
+
 class FleetBusyError(PalpiteError):
     """Another run holds the fleet."""
 
@@ -234,7 +238,7 @@ def finish(s3: Any, bucket: str, run_id: str, outcome: str, prefix: str = "") ->
     found = _read(s3, bucket, key)
     if found is not None and found[0]["run_id"] == run_id:
         journal = found[0] | {
-            "finished": not unfinished(found[0] | {"finished": False}),
+            "finished": not out_of_rotation(found[0] | {"finished": False}),
             "outcome": outcome,
             "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
@@ -252,8 +256,19 @@ def _put_json(s3: Any, bucket: str, key: str, body: dict[str, Any], **condition:
     )
 
 
-def unfinished(journal: dict[str, Any] | None) -> list[str]:
-    """What an interrupted run left: each host not back at rest, as 'host: phase'."""
+def out_of_rotation(journal: dict[str, Any] | None) -> list[str]:
+    """Each host an unfinished run left out of rotation, as 'host: phase'."""
     if not journal or journal.get("finished"):
         return []
     return [f"{h}: {p}" for h, p in sorted(journal["hosts"].items()) if p not in AT_REST]
+
+
+def unfinished(journal: dict[str, Any] | None) -> list[str]:
+    """What an interrupted run left, as 'host: phase': each host out of rotation and, for a
+    run that changes versions, each host it registered again, which may serve its target
+    while production's pointer names the version before: the fleet is on two versions
+    until the run is finished or undone."""
+    left = out_of_rotation(journal)
+    if journal and not journal.get("finished") and journal.get("operation") in VERSIONED:
+        left += [f"{h}: {p}" for h, p in sorted(journal["hosts"].items()) if p == "registered"]
+    return sorted(left)

@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -413,6 +414,47 @@ def bucket_cut_off(host: AppHost) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["iptables", "-D", *rule], check=True, timeout=30)
+
+
+@contextlib.contextmanager
+def ssh_cut_off_once_registered(env: Env, host: AppHost, moved: AppHost) -> Iterator[list[float]]:
+    """The controller's SSH connections to `host` are cut (reset, the open control master
+    with them) as soon as the running release's journal shows `moved` registered again on
+    its new version: a host lost after the canary switched, made in the environment. Yields
+    a list that gets the time of the cut."""
+    before = _journal(env).get("run_id")
+    rule = ["OUTPUT", "-d", host.address, "-p", "tcp", "--dport", "22"]
+    rule += ["-m", "comment", "--comment", FAULT_COMMENT, "-j", "REJECT"]
+    rule += ["--reject-with", "tcp-reset"]
+    cut: list[float] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.3):
+            journal = _journal(env)
+            this_run = journal.get("run_id") not in (None, before) and not journal["finished"]
+            if this_run and journal["hosts"].get(moved.name) == "registered":
+                subprocess.run(["iptables", "-I", *rule], check=True, timeout=30)
+                cut.append(time.time())
+                return
+
+    watcher = threading.Thread(target=watch, name="ssh-cut", daemon=True)
+    watcher.start()
+    try:
+        yield cut
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+        if cut:
+            subprocess.run(["iptables", "-D", *rule], check=True, timeout=30)
+
+
+def _journal(env: Env) -> dict[str, Any]:
+    """The fleet journal (ml/fleet_lock.py), {} when there is none."""
+    try:
+        return env.pointer("locks/journal.json")
+    except env.s3.exceptions.NoSuchKey:
+        return {}
 
 
 def card_teams(env: Env, version: str) -> set[str]:

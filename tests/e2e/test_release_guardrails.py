@@ -1,8 +1,10 @@
 """Release guardrails on the local environment, after test_release.py (production on a
 football model, the one it was rolled back from still published):
-  1. all or none: the second host fails after the canary switched (its downloads from the
-     bucket cut off on the controller's side): the canary goes back, both end on the old
-     model, registered, production unchanged, no failed request under load;
+  1. all or none: the second host is lost after the canary switched (the controller's SSH
+     to it cut once the canary is registered again): the release stops there as an
+     ordinary failure, the canary goes back, both end on the old model, registered,
+     production unchanged, the fleet given back, no failed request under load (the app
+     release's own test cuts the second host's downloads instead);
   2. a change to the service's environment applied with configure.yml (as site.yml
      applies it) under load: the hosts restart one at a time behind a drained target, no
      failed request;
@@ -24,13 +26,13 @@ from tests.e2e.releasing import (
     Env,
     assert_no_failed_request,
     assert_one_host_at_a_time,
-    bucket_cut_off,
     card_teams,
     current_link,
     on_host,
     registered_targets,
     release,
     serving,
+    ssh_cut_off_once_registered,
     under_load,
 )
 
@@ -42,11 +44,8 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
     old, target = pointer["version"], pointer["rolled_back_from"]  # a football model, published
     canary, second = env.hosts[0], env.hosts[1]
     home, away = sorted(card_teams(env, old) & card_teams(env, target))[:2]
-    # The hosts kept the target on disk from its earlier release: the second host must
-    # download it again, and that download is what fails.
-    on_host(second, f"rm -rf /srv/palpite/models/releases/{target}")
 
-    with bucket_cut_off(second):
+    with ssh_cut_off_once_registered(env, second, canary) as cut:
         run, report, _ = under_load(
             "release-fault",
             (home, away),
@@ -54,26 +53,32 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
                 "release-fault", "-e", f"release_version={target}", *BREAKING_OK, *SHORT_BAKE
             ),
         )
+    assert cut, "the canary was never registered again: the fault was not made"
     assert run.result.returncode != 0
     output = " ".join(run.output.split())
-    for needle in (f"stopped on {second.name}", "(all or none)", "models/production.json"):
+    for needle in (
+        f"stopped on {second.name}",
+        "could not be reached",
+        "nothing on it was changed",
+        "(all or none)",
+        "models/production.json",
+    ):
         assert needle in output, needle
     assert f"{canary.name}: moved {old} -> {target}" in output
-    # The canary moved and came back through the same flow; the second never switched.
+    assert f"{second.name}: unreachable" in output
+    # The canary moved and came back through the same flow; the second was never touched.
     steps = [e["event"] for e in run.events[canary.name]]
     forward = ["start", "drained", "switched", "healthy", "registered"]
     assert steps == [*forward, "baked", *forward], steps  # baked: it passed the bake
     assert [e["version"] for e in run.events[canary.name]] == [target] * 6 + [old] * 5
-    assert [e["event"] for e in run.events[second.name]] == [
-        "start",
-        "drained",
-        "failed",
-        "rolled_back",
-    ]
+    assert second.name not in run.events
     assert env.production() == pointer
     for host in env.hosts:
         assert serving(host) == old
         assert current_link(host) == old
+    # The run gave the fleet back: the next one is not refused as busy.
+    with pytest.raises(env.s3.exceptions.NoSuchKey):
+        env.pointer("locks/fleet.json")
     # Zero failed requests across the whole run, through the front door.
     summary = report.summary()
     assert report.duration >= 30, summary

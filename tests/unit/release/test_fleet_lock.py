@@ -104,7 +104,7 @@ def test_a_stale_lock_shows_its_age_and_unlock_reports_the_unfinished_journal(
     assert fleet_cli.main(["unlock", "--bucket", BUCKET]) == 0
     out = capsys.readouterr().out
     assert "broke the lock: ana@lost-laptop" in out
-    assert "the journal left unfinished: i-second: drained" in out
+    assert "the journal left unfinished: i-canary: registered; i-second: drained" in out
     assert fleet_lock.read_lock(s3, BUCKET) is None
     assert fleet_cli.main(["acquire", "--bucket", BUCKET]) == 0
 
@@ -115,6 +115,21 @@ def test_a_finished_journal_leaves_nothing_unfinished() -> None:
     assert fleet_lock.unfinished(None) == []
     journal = {"finished": False, "hosts": {"i-a": "switched", "i-b": "not reached"}}
     assert fleet_lock.unfinished(journal) == ["i-a: switched"]
+
+
+def test_a_release_stopped_with_a_host_moved_and_registered_is_unfinished() -> None:
+    # The canary serves the target again, the second host was never reached, and the run
+    # died before the pointer moved: the fleet is on two versions until finished or undone.
+    hosts = {"i-a": "registered", "i-b": "pending"}
+    for operation in ("release", "rollback", "release-app"):
+        journal = {"finished": False, "operation": operation, "hosts": hosts}
+        assert fleet_lock.unfinished(journal) == ["i-a: registered"]
+        assert fleet_lock.out_of_rotation(journal) == []
+    for operation in ("restart", "patch"):  # no version to be half on
+        assert (
+            fleet_lock.unfinished({"finished": False, "operation": operation, "hosts": hosts}) == []
+        )
+    assert fleet_lock.unfinished({"finished": True, "operation": "release", "hosts": hosts}) == []
 
 
 def test_the_journal_follows_each_host_and_finishing_frees_the_fleet(
@@ -163,7 +178,9 @@ def test_the_journal_follows_each_host_and_finishing_frees_the_fleet(
     fleet_lock.set_phase(s3, BUCKET, "run2", "i-a", "registered")
     assert fleet_cli.main(["finish", "--bucket", BUCKET, "--run-id", "run2"]) == 0
     assert fleet_lock.read_lock(s3, BUCKET) is None
-    assert fleet_lock.unfinished(fleet_lock.read_journal(s3, BUCKET)) == ["i-b: switched"]
+    journal = fleet_lock.read_journal(s3, BUCKET)
+    assert fleet_lock.out_of_rotation(journal) == ["i-b: switched"]
+    assert fleet_lock.unfinished(journal) == ["i-a: registered", "i-b: switched"]
     # ... and a run that ends with every host at rest finishes it.
     assert fleet_cli.main(["acquire", "--bucket", BUCKET, "--run-id", "run3"]) == 0
     assert fleet_cli.main([*begin[:4], "run3", "--hosts", "i-a,i-b"]) == 0
