@@ -50,7 +50,13 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
             "release-fault",
             (home, away),
             lambda: release(
-                "release-fault", "-e", f"release_version={target}", *BREAKING_OK, *SHORT_BAKE
+                "release-fault",
+                "-e",
+                f"release_version={target}",
+                *BREAKING_OK,
+                *SHORT_BAKE,
+                "-e",
+                "release_connect_timeout=10",  # of 30: the host is gone, not slow
             ),
         )
     assert cut, "the canary was never registered again: the fault was not made"
