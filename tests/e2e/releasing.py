@@ -406,14 +406,33 @@ def no_reload_on(canary: AppHost) -> Iterator[None]:
 def bucket_cut_off(host: AppHost) -> Iterator[None]:
     """The host's connections to the bucket (moto on the controller) are refused: a fault
     made in the environment, on the controller's side of the testbed bridge."""
-    rule = ["INPUT", "-s", host.address, "-p", "tcp", "--dport", MOTO.rsplit(":", 1)[1]]
-    rule += ["-m", "comment", "--comment", FAULT_COMMENT, "-j", "REJECT"]
-    rule += ["--reject-with", "tcp-reset"]
-    subprocess.run(["iptables", "-I", *rule], check=True, timeout=30)
+    rule = _tcp_reset_rule("INPUT", "-s", host.address, MOTO.rsplit(":", 1)[1])
+    _iptables("-I", rule)
     try:
         yield
     finally:
-        subprocess.run(["iptables", "-D", *rule], check=True, timeout=30)
+        _iptables("-D", rule)
+
+
+def _tcp_reset_rule(chain: str, direction: str, address: str, port: str) -> list[str]:
+    """An iptables rule answering TCP to `port` from (-s) or to (-d) `address` with a reset,
+    tagged so that conftest's clean-up finds it."""
+    rule = [chain, direction, address, "-p", "tcp", "--dport", port]
+    return [
+        *rule,
+        "-m",
+        "comment",
+        "--comment",
+        FAULT_COMMENT,
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ]
+
+
+def _iptables(action: str, rule: list[str]) -> None:
+    subprocess.run(["iptables", action, *rule], check=True, timeout=30)
 
 
 @contextlib.contextmanager
@@ -423,9 +442,7 @@ def ssh_cut_off_once_registered(env: Env, host: AppHost, moved: AppHost) -> Iter
     its new version: a host lost after the canary switched, made in the environment. Yields
     a list that gets the time of the cut."""
     before = _journal(env).get("run_id")
-    rule = ["OUTPUT", "-d", host.address, "-p", "tcp", "--dport", "22"]
-    rule += ["-m", "comment", "--comment", FAULT_COMMENT, "-j", "REJECT"]
-    rule += ["--reject-with", "tcp-reset"]
+    rule = _tcp_reset_rule("OUTPUT", "-d", host.address, "22")
     cut: list[float] = []
     stop = threading.Event()
 
@@ -434,7 +451,7 @@ def ssh_cut_off_once_registered(env: Env, host: AppHost, moved: AppHost) -> Iter
             journal = _journal(env)
             this_run = journal.get("run_id") not in (None, before) and not journal["finished"]
             if this_run and journal["hosts"].get(moved.name) == "registered":
-                subprocess.run(["iptables", "-I", *rule], check=True, timeout=30)
+                _iptables("-I", rule)
                 cut.append(time.time())
                 return
 
@@ -446,7 +463,7 @@ def ssh_cut_off_once_registered(env: Env, host: AppHost, moved: AppHost) -> Iter
         stop.set()
         watcher.join(timeout=30)
         if cut:
-            subprocess.run(["iptables", "-D", *rule], check=True, timeout=30)
+            _iptables("-D", rule)
 
 
 def _journal(env: Env) -> dict[str, Any]:
