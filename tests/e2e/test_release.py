@@ -36,6 +36,7 @@ from tests.e2e.conftest import REPO, front_door_request
 from tests.e2e.releasing import (
     BREAKING_OK,
     OUT,
+    PACED_RATE,
     Env,
     app_release,
     assert_no_failed_request,
@@ -357,6 +358,7 @@ def test_an_app_release_failing_after_the_canary_switched_puts_every_host_back(e
                 f"release_app_version={earlier}",
                 playbook="playbooks/release_app.yml",
             ),
+            rate=PACED_RATE,
         )
         fault.join(timeout=60)
     assert broke, "the canary never switched"

@@ -5,10 +5,10 @@ football model, the one it was rolled back from still published):
      ordinary failure, the canary goes back, both end on the old model, registered,
      production unchanged, the fleet given back, no failed request under load (the app
      release's own test cuts the second host's downloads instead);
-  2. a change to the service's environment applied with configure.yml (as site.yml
-     applies it) under load: the hosts restart one at a time behind a drained target, no
-     failed request;
+  2. a change to the service's environment applied with `site.yml --tags app` under load:
+     the hosts restart one at a time behind a drained target, no failed request;
   3. `make patch` with the reboot forced, under load: the same.
+Each runs under a paced client at PACED_RATE (releasing.py says why).
 Minimum healthy (a release refused before draining the canary when the second host is out
 of the target group, let through with release_min_healthy=0) runs inside
 test_release.py's bad-checksum release, which needs a canary drain anyway.
@@ -22,6 +22,7 @@ from tests.e2e.conftest import front_door_request
 from tests.e2e.releasing import (
     BREAKING_OK,
     ENV_FILE,
+    PACED_RATE,
     SHORT_BAKE,
     Env,
     assert_no_failed_request,
@@ -58,6 +59,7 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
                 "-e",
                 "release_connect_timeout=10",  # of 30: the host is gone, not slow
             ),
+            rate=PACED_RATE,
         )
     assert cut, "the canary was never registered again: the fault was not made"
     assert run.result.returncode != 0
@@ -103,7 +105,9 @@ def test_a_configuration_change_restarts_hosts_one_at_a_time_under_load(env: Env
     run, report, _ = under_load(
         "configure-env",
         (home, away),
-        lambda: release("configure-env", "-e", marker, playbook="playbooks/configure.yml"),
+        # What a user runs for a change to the service alone: site.yml, the app's tag.
+        lambda: release("configure-env", "--tags", "app", "-e", marker, playbook="site.yml"),
+        rate=PACED_RATE,
     )
     assert_no_failed_request(run, report, env)
     assert_one_host_at_a_time(run, env)
@@ -124,6 +128,7 @@ def test_patch_with_a_forced_reboot_fails_no_request(env: Env) -> None:
         "patch",
         (home, away),
         lambda: release("patch", "-e", "patch_reboot=always", playbook="playbooks/patch.yml"),
+        rate=PACED_RATE,
     )
     assert_no_failed_request(run, report, env)
     assert_one_host_at_a_time(run, env)
