@@ -174,8 +174,9 @@ sign-published: venv ## Sign every published artifact whose checksum matches (up
 # -- slow tests (not in `make test`) ---------------------------------------------------------
 .PHONY: test-slow
 
-test-slow: venv testbed-base ## CPython compiled on a host, published, reused by another (~15-25 min)
+test-slow: venv testbed-base ## CPython compiled on a host and reused; then on the throwaway builder, signed, published (~35-50 min)
 	@$(TIMED) scenario/pyenv/compile $(MAKE) --no-print-directory scenario/pyenv/compile
+	@$(TIMED) python-builder $(BIN)/pytest -q -m testbed tests/slow $(PYTEST_DURATIONS)
 
 # -- provisioning (playbooks/provision.yml, teardown.yml) -------------------------------------
 .PHONY: test-aws local-cloud test-local-cloud
