@@ -78,20 +78,26 @@ def test_nothing_and_no_crash_while_the_local_cloud_is_down(not_moto: str, tmp_p
 def test_instances_of_the_local_cloud(moto_server: str, tmp_path: Path) -> None:
     ec2 = boto3.client("ec2")
     image = ec2.describe_images()["Images"][0]["ImageId"]
-    tags = {"Project": "palpite", "Environment": "local", "Role": "app",
-            "palpite:local-address": "10.231.0.3"}  # fmt: skip
-    ec2.run_instances(
-        ImageId=image,
-        MinCount=1,
-        MaxCount=1,
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
-        ],
-    )
+    for role, address in (("app", "10.231.0.3"), ("python-builder", "10.231.0.9")):
+        tags = {"Project": "palpite", "Environment": "local", "Role": role,
+                "palpite:local-address": address}  # fmt: skip
+        ec2.run_instances(
+            ImageId=image,
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[
+                {"ResourceType": "instance",
+                 "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ],
+        )  # fmt: skip
     result = inventory(moto_server, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     listed = json.loads(result.stdout)
     [host] = listed["app"]["hosts"]
+    # The throwaway Python builder (playbooks/python_builder.yml) in a group of its own, whose
+    # name needs no "invalid characters" warning.
+    assert len(listed["python_builder"]["hosts"]) == 1
+    assert "Invalid characters" not in result.stderr
     address = listed["_meta"]["hostvars"][host]["ansible_host"]
     # ansible-inventory marks templated values as unsafe in its JSON.
     assert (address.get("__ansible_unsafe") if isinstance(address, dict) else address) == (

@@ -88,8 +88,12 @@ def test_molecule_scenarios_record_no_host_key_on_this_machine() -> None:
         assert "UserKnownHostsFile=/dev/null" in cfg["ssh_connection"]["ssh_args"], path
 
 
-def test_aws_inventory_pins_per_instance_id_into_the_project_known_hosts(tmp_path: Path) -> None:
-    inv = _inventory(tmp_path, "aws", "app", {"ansible_host": "198.51.100.7"})
+# The throwaway Python builder (playbooks/python_builder.yml) is pinned like an app instance.
+@pytest.mark.parametrize("group", ["app", "python_builder"])
+def test_aws_inventory_pins_per_instance_id_into_the_project_known_hosts(
+    tmp_path: Path, group: str
+) -> None:
+    inv = _inventory(tmp_path, "aws", group, {"ansible_host": "198.51.100.7"})
     args, checking = _rendered(inv, tmp_path)
     known_hosts = (inv / "../../secrets/palpite-test.known_hosts").as_posix()
     assert args.split() == [
