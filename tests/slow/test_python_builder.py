@@ -89,6 +89,9 @@ def _builder(sha256: str = SOURCE_SHA256) -> subprocess.CompletedProcess:
         "playbooks/python_builder.yml",
         "-e",
         f"pyenv_git_url=git://10.231.0.1:{GIT_PORT}/pyenv.git",
+        # A checkout of its own: another local environment may update the shared one meanwhile.
+        "-e",
+        f"pyenv_controller_cache_dir={REPO / '.cache' / 'test-slow-pyenv'}",
         "-e",
         "pyenv_python_version=3.11.2",
         "-e",
