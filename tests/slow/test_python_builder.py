@@ -190,11 +190,13 @@ def environment() -> dict:
     if os.geteuid() != 0:
         pytest.skip("the testbed needs root")
     if _leftovers():  # of an interrupted run
-        _teardown()
+        down = _teardown()
+        assert down.returncode == 0, _out(down)
     _fetch_source()
     provision = _playbook("playbooks/provision.yml")
     try:
         assert provision.returncode == 0, _out(provision)
+        assert _python_keys() == []  # a bucket of its own, empty
         _services("start")
         yield {}
     finally:
