@@ -172,11 +172,14 @@ sign-published: venv ## Sign every published artifact whose checksum matches (up
 	$(ANSIBLE_ENV) $(BIN)/ansible-playbook playbooks/sign_published.yml $(ARGS)
 
 # -- slow tests (not in `make test`) ---------------------------------------------------------
-.PHONY: test-slow
+.PHONY: test-slow test-slow-builder
 
 test-slow: venv testbed-base ## CPython compiled on a host and reused; then on the throwaway builder, signed, published (~35-50 min)
 	@$(TIMED) scenario/pyenv/compile $(MAKE) --no-print-directory scenario/pyenv/compile
-	@$(TIMED) python-builder $(BIN)/pytest -q -m testbed tests/slow $(PYTEST_DURATIONS)
+	@$(TIMED) test-slow-builder $(MAKE) --no-print-directory test-slow-builder
+
+test-slow-builder: venv testbed-base ## The throwaway Python builder end to end: build, sign, app host installs (~20-30 min)
+	$(BIN)/pytest -q -m testbed tests/slow/test_python_builder.py $(PYTEST_DURATIONS)
 
 # -- provisioning (playbooks/provision.yml, teardown.yml) -------------------------------------
 .PHONY: test-aws local-cloud test-local-cloud

@@ -8,11 +8,16 @@ served by a mirror on the bridge (python.org is out of reach here, as in the pye
 scenario):
 1. a wrong source sha256: the run fails, no builder instance and no builder host are left,
    nothing is published;
-2. the real build: the package, its sha256 and signature are in the bucket, signed by the
-   checkout's key; the builder is terminated and its host stopped;
-3. a builder an interrupted run left is terminated by the next run, which launches nothing;
-4. a re-run launches nothing and changes nothing;
-5. teardown leaves nothing.
+2. the real build: the builder bound to its own pool's address, the package, its sha256
+   and signature in the bucket, signed by the checkout's key; the builder is terminated and
+   its host stopped;
+3. the app host installs that package (tests/slow/install.yml: the pyenv role as configure
+   runs it, the signature checked on the host before the download), compiling nothing;
+4. a builder an interrupted run left is terminated by the next run, which launches nothing;
+5. a re-run launches nothing and changes nothing;
+6. teardown leaves nothing.
+Its own environment and addresses (not the default pool's 3-8 and 9) so that it runs beside
+a demo; the builder's index is PALPITE_LOCAL_BUILDER_INDICES, as the default 9 is.
 """
 
 import hashlib
@@ -84,9 +89,8 @@ def _playbook(path: str, *args: str, timeout: int = 3600) -> subprocess.Complete
     )
 
 
-def _builder(sha256: str = SOURCE_SHA256) -> subprocess.CompletedProcess:
-    return _playbook(
-        "playbooks/python_builder.yml",
+def _pyenv_args(sha256: str = SOURCE_SHA256) -> list[str]:
+    return [
         "-e",
         f"pyenv_git_url=git://10.231.0.1:{GIT_PORT}/pyenv.git",
         # A checkout of its own: another local environment may update the shared one meanwhile.
@@ -98,7 +102,11 @@ def _builder(sha256: str = SOURCE_SHA256) -> subprocess.CompletedProcess:
         f"pyenv_python_source_url=http://10.231.0.1:{HTTP_PORT}/sources/{SOURCE}",
         "-e",
         f"pyenv_python_source_sha256={sha256}",
-    )
+    ]
+
+
+def _builder(sha256: str = SOURCE_SHA256) -> subprocess.CompletedProcess:
+    return _playbook("playbooks/python_builder.yml", *_pyenv_args(sha256))
 
 
 def _out(proc: subprocess.CompletedProcess) -> str:
@@ -236,6 +244,17 @@ def test_the_builder_compiles_and_the_controller_signs_and_publishes(environment
     assert hashlib.sha256(archive).hexdigest() == sha256
     assert _builders() == []
     assert not _running(BUILDER_HOST)
+    # It ran on its own pool's address (the tag stays on the terminated instance).
+    built = max(_builders(("terminated", "shutting-down")), key=lambda i: i["LaunchTime"])
+    tags = {t["Key"]: t["Value"] for t in built["Tags"]}
+    assert tags["palpite:local-address"] == f"10.231.0.{BUILDER_INDEX}"
+    assert "IamInstanceProfile" not in built
+
+
+def test_the_app_host_installs_the_signed_package(environment: dict) -> None:
+    proc = _playbook("tests/slow/install.yml", *_pyenv_args())
+    assert proc.returncode == 0, _out(proc)
+    assert "Check that it came from the bucket, not a compile" in proc.stdout
 
 
 def test_a_leftover_builder_is_terminated_and_nothing_is_launched(environment: dict) -> None:
