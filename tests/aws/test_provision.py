@@ -547,10 +547,34 @@ def test_teardown_needs_the_confirmation(cloud: Cloud, provisioned: dict) -> Non
 def test_teardown_deletes_exactly_what_the_project_owns_and_is_idempotent(
     cloud: Cloud, provisioned: dict
 ) -> None:
+    # A throwaway Python builder an interrupted configure left (playbooks/python_builder.yml).
+    ec2 = cloud.client("ec2")
+    [app] = _running_instances(
+        cloud, [*_project_filters(), {"Name": "tag:Role", "Values": ["app"]}]
+    )[:1]
+    [builder] = ec2.run_instances(
+        ImageId=app["ImageId"],
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=app["SubnetId"],
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": k, "Value": v} for k, v in {**TAGS, "Role": "python-builder"}.items()
+                ],
+            }
+        ],
+    )["Instances"]
+
     first = cloud.playbook("teardown.yml", "-e", f"teardown_confirm={PREFIX}")
     assert first.returncode == 0, first.output[-5000:]
     assert first.recap["changed"] > 0
     _assert_clean(cloud)
+    [gone] = ec2.describe_instances(InstanceIds=[builder["InstanceId"]])["Reservations"][0][
+        "Instances"
+    ]
+    assert gone["State"]["Name"] == "terminated"
     tagging = cloud.client("resourcegroupstaggingapi").get_resources(
         TagFilters=[{"Key": k, "Values": [v]} for k, v in TAGS.items()]
     )["ResourceTagMappingList"]
@@ -563,7 +587,6 @@ def test_teardown_deletes_exactly_what_the_project_owns_and_is_idempotent(
     assert not (cloud.key_dir / f"{PREFIX}.pem").exists()
 
     decoys = provisioned["decoys"]
-    ec2 = cloud.client("ec2")
     assert [i["InstanceId"] for i in _running_instances(cloud, [])] == [decoys["instance"]]
     assert ec2.describe_vpcs(VpcIds=[decoys["vpc"]])["Vpcs"]
     assert ec2.describe_security_groups(GroupIds=[decoys["sg"]])["SecurityGroups"]

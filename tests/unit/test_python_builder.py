@@ -1,38 +1,46 @@
-"""The throwaway Python builder's launch and termination (playbooks/tasks/python_builder_launch.yml,
-python_builder_terminate.yml) against a moto server on loopback, on AWS's path (no local
-cloud): the builder copies the app instance's launch settings, gets no instance profile,
-its host key is pinned and then forgotten; it and a leftover are terminated (a re-run that
-changes nothing: `make test-slow`). The build itself runs on testbed hosts (`make test-slow`)."""
+"""The throwaway Python builder (playbooks/python_builder.yml) against a moto server on
+loopback, on AWS's path (no local cloud), the whole playbook with one app "host" on the
+controller itself (connection local: its facts give the platform the lookup uses):
 
+- a missing package: a builder from an earlier run is terminated, one builder is launched
+  with the app instance's AMI, type, subnet, security groups and key pair, no instance
+  profile and the project's tags with Role=python-builder; it never answers (a made-up
+  address), and it is terminated all the same, its pinned host key forgotten, and the run
+  fails saying so;
+- the package in the bucket, signed: nothing is launched.
+
+And statically: app hosts publish no prebuilt Python unless python_builder_enabled is false;
+the builder's run publishes. The build itself runs on testbed hosts: `make test-slow-builder`.
+"""
+
+import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import boto3
+import jinja2
+import pytest
+import yaml
+
+from ml.signing import generate_key, load_signer, sign_manifest_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TAGS = {"Project": "palpite", "Environment": "unit"}
+BUCKET = "palpite-unit-artifacts"
+VERSION = "3.12.4"
 
-PLAYBOOK = """
-- name: Launch the builder, then terminate it and the leftover
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  module_defaults:
-    group/aws: "{{ aws_module_defaults }}"
-  tasks:
-    - name: Launch
-      ansible.builtin.include_tasks: REPO/playbooks/tasks/python_builder_launch.yml
-    - name: Record
-      ansible.builtin.copy:
-        content: "{{ python_builder_instance | to_json }}"
-        dest: OUT/builder.json
-        mode: "0644"
-    - name: Terminate
-      ansible.builtin.include_tasks: REPO/playbooks/tasks/python_builder_terminate.yml
+INVENTORY = """
+app:
+  hosts:
+    app-1:
+      ansible_connection: local
+python_builder:
+  hosts: {}
 """
 
 
@@ -41,33 +49,52 @@ def _tagged(role: str) -> list[dict]:
     return [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
 
 
-def test_launch_copies_the_app_instance_and_termination_leaves_nothing(
-    moto_server: str, tmp_path: Path
-) -> None:
+def _platform() -> str:
+    """pyenv_prebuilt_platform of this machine (roles/pyenv/vars/main.yml), from os-release."""
+    fields = dict(
+        line.split("=", 1)
+        for line in Path("/etc/os-release").read_text().splitlines()
+        if "=" in line
+    )
+    version = fields.get("VERSION_ID", "").strip('"').split(".")[0]
+    return f"{fields['ID'].strip(chr(34))}-{version}-{platform.machine()}"
+
+
+@pytest.fixture
+def cloud(moto_server: str, tmp_path: Path) -> dict:
     ec2 = boto3.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+    ec2.create_key_pair(KeyName="palpite-unit-app")
     image = ec2.describe_images()["Images"][1]["ImageId"]
-    run = {"MinCount": 1, "MaxCount": 1, "SubnetId": subnet, "SecurityGroupIds": [group]}
     [app] = ec2.run_instances(
-        ImageId=image, InstanceType="t3.micro", TagSpecifications=_tagged("app"), **run
-    )["Instances"]
-    [leftover] = ec2.run_instances(
-        ImageId=image, TagSpecifications=_tagged("python-builder"), **run
-    )["Instances"]
+        ImageId=image, InstanceType="t3.micro", KeyName="palpite-unit-app", SubnetId=subnet,
+        SecurityGroupIds=[group], MinCount=1, MaxCount=1, TagSpecifications=_tagged("app"),
+    )["Instances"]  # fmt: skip
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    generate_key(tmp_path / "signing.key")
+    return {"ec2": ec2, "app": app, "subnet": subnet, "group": group, "image": image}
 
-    (tmp_path / "pb.yml").write_text(
-        PLAYBOOK.replace("REPO", str(REPO)).replace("OUT", str(tmp_path))
-    )
+
+def _run(moto_server: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    (tmp_path / "inventory.yml").write_text(INVENTORY)
+    module_defaults = {"region": "us-east-1", "endpoint_url": moto_server}
     extra = {
         "palpite_project": "palpite",
         "palpite_environment": "unit",
         "palpite_local_cloud": False,
+        "python_builder_enabled": True,
+        "python_builder_connect_timeout": 1,
         "aws_region": "us-east-1",
         "aws_endpoint_url": moto_server,
-        "aws_module_defaults": {"region": "us-east-1", "endpoint_url": moto_server},
+        "aws_module_defaults": module_defaults,
+        "aws_artifacts_bucket": BUCKET,
         "aws_compute_key_dir": str(tmp_path / "secrets"),
+        "artifact_signing_key": str(tmp_path / "signing.key"),
+        "pyenv_prebuilt_aws_region": "us-east-1",
+        "pyenv_prebuilt_aws_endpoint_url": moto_server,
+        "pyenv_python_version": VERSION,
         "wait_for_ssh": False,
         # The inventory settings aws_compute's defaults refer to (the launch overrides them).
         "instance_count": 2,
@@ -79,35 +106,107 @@ def test_launch_copies_the_app_instance_and_termination_leaves_nothing(
         **os.environ,
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
         "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
         "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_TIMEOUT": "1",
     }
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(tmp_path / "pb.yml"),
-         "-e", json.dumps(extra)],
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),
+         str(REPO / "playbooks/python_builder.yml"), "-e", json.dumps(extra)],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
 
-    builder_id = json.loads((tmp_path / "builder.json").read_text())["id"]
-    [builder] = ec2.describe_instances(InstanceIds=[builder_id])["Reservations"][0]["Instances"]
+
+def _instances(ec2, role: str) -> list[dict]:
+    pages = ec2.describe_instances(Filters=[{"Name": "tag:Role", "Values": [role]}])
+    return [i for r in pages["Reservations"] for i in r["Instances"]]
+
+
+def test_a_missing_package_launches_a_copy_of_the_app_instance_and_terminates_it_unreachable(
+    cloud: dict, moto_server: str, tmp_path: Path
+) -> None:
+    ec2 = cloud["ec2"]
+    [leftover] = ec2.run_instances(
+        ImageId=cloud["image"], SubnetId=cloud["subnet"], MinCount=1, MaxCount=1,
+        TagSpecifications=_tagged("python-builder"),
+    )["Instances"]  # fmt: skip
+
+    proc = _run(moto_server, tmp_path)
+    out = proc.stdout[-6000:] + proc.stderr[-2000:]
+    said = " ".join(proc.stdout.split())
+    assert proc.returncode != 0, out
+    assert f"cpython-{VERSION}.tar.zst; building it on a throwaway instance" in said, out
+    assert "the builder is terminated, nothing was published" in said, out
+
+    builders = {i["InstanceId"]: i for i in _instances(ec2, "python-builder")}
+    assert set(builders) > {leftover["InstanceId"]}
+    [builder] = [i for k, i in builders.items() if k != leftover["InstanceId"]]
+    # The leftover went first: the new builder was launched after it was terminated.
+    assert all(i["State"]["Name"] == "terminated" for i in builders.values()), builders
+    assert f"building the prebuilt Python on {builder['InstanceId']} failed: Wait until" in said
+
+    app = cloud["app"]
     tags = {t["Key"]: t["Value"] for t in builder["Tags"]}
-    assert tags["Role"] == "python-builder" and tags["Environment"] == "unit"
-    assert builder["ImageId"] == app["ImageId"]
+    assert tags == {**TAGS, "Role": "python-builder", "Name": "palpite-unit-python-builder"}
+    assert builder["ImageId"] == app["ImageId"] == cloud["image"]
     assert builder["InstanceType"] == "t3.micro"
-    assert builder["SubnetId"] == subnet
-    assert [g["GroupId"] for g in builder["SecurityGroups"]] == [group]
+    assert builder["SubnetId"] == cloud["subnet"]
+    assert [g["GroupId"] for g in builder["SecurityGroups"]] == [cloud["group"]]
+    assert builder["KeyName"] == "palpite-unit-app"
     assert "IamInstanceProfile" not in builder
-    # The project's key pair (moto drops KeyName from a terminated instance's description).
-    assert [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]] == ["palpite-unit"]
+    assert builder["MetadataOptions"]["HttpTokens"] == "required"
 
-    # Both builders terminated, the app instance untouched, the builder's key forgotten.
-    states = {
-        i["InstanceId"]: i["State"]["Name"]
-        for r in ec2.describe_instances()["Reservations"]
-        for i in r["Instances"]
-    }
-    assert states[builder_id] == states[leftover["InstanceId"]] == "terminated"
-    assert states[app["InstanceId"]] == "running"
+    # The app instance untouched, nothing published, the builder's pinned host key forgotten.
+    [app_now] = _instances(ec2, "app")
+    assert app_now["State"]["Name"] == "running"
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET)
     known_hosts = tmp_path / "secrets" / "palpite-unit.known_hosts"
-    assert builder_id not in (known_hosts.read_text() if known_hosts.exists() else "")
+    assert builder["InstanceId"] not in (known_hosts.read_text() if known_hosts.exists() else "")
+
+
+def test_a_published_package_launches_nothing(
+    cloud: dict, moto_server: str, tmp_path: Path
+) -> None:
+    key = f"python/{_platform()}/cpython-{VERSION}.tar.zst"
+    body = b"a prebuilt CPython\n" * 10
+    manifest = f"{hashlib.sha256(body).hexdigest()}\n".encode()
+    signer = load_signer(tmp_path / "signing.key")
+    signature = sign_manifest_bytes(
+        manifest, signer, kind="python-archive", name=key.rsplit("/", 1)[-1]
+    )
+    s3 = boto3.client("s3")
+    for suffix, data in (("", body), (".sha256.sig", signature), (".sha256", manifest)):
+        s3.put_object(Bucket=BUCKET, Key=key + suffix, Body=data)
+
+    proc = _run(moto_server, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert "building it on a throwaway instance" not in " ".join(proc.stdout.split())
+    assert _instances(cloud["ec2"], "python-builder") == []
+
+
+def _vars_of(playbook: str, play_hosts: str) -> dict:
+    plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
+    [play] = [
+        p
+        for p in plays
+        if p.get("hosts") == play_hosts and "pyenv_prebuilt_publish" in p.get("vars", {})
+    ]
+    return play["vars"]
+
+
+def test_app_hosts_publish_only_when_the_builder_is_off_and_the_builder_publishes() -> None:
+    expression = _vars_of("configure.yml", "app")["pyenv_prebuilt_publish"]
+    env = jinja2.Environment()
+    env.filters["bool"] = lambda v: (
+        v if isinstance(v, bool) else str(v).lower() in ("true", "1", "yes")
+    )
+    publish = env.compile_expression(expression.strip().removeprefix("{{").removesuffix("}}"))
+    site = yaml.safe_load((REPO / "inventory/aws/group_vars/all/palpite.yml").read_text())
+    assert site["python_builder_enabled"] is True  # both inventories (local links this file)
+    assert publish(python_builder_enabled=True) is False
+    assert publish(python_builder_enabled=False) is True
+    assert _vars_of("python_builder.yml", "python_builder")["pyenv_prebuilt_publish"] is True
+    # The role publishes nothing unless asked.
+    defaults = yaml.safe_load((REPO / "roles/pyenv/defaults/main.yml").read_text())
+    specs = yaml.safe_load((REPO / "roles/pyenv/meta/argument_specs.yml").read_text())
+    assert defaults["pyenv_prebuilt_publish"] is False
+    assert specs["argument_specs"]["main"]["options"]["pyenv_prebuilt_publish"]["default"] is False
