@@ -22,6 +22,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.local.environment import changed_per_host, local_env
+
 pytestmark = pytest.mark.testbed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,24 +57,12 @@ def _opener() -> urllib.request.OpenerDirector:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PALPITE_"))}
-    env.update(
-        PALPITE_ENVIRONMENT=ENVIRONMENT,
-        PALPITE_LOCAL_MOTO_PORT=str(MOTO_PORT),
-        PALPITE_LOCAL_FRONT_DOOR_INDEX=FRONT_DOOR.rsplit(".", 1)[1],
-        PALPITE_LOCAL_APP_INDICES=",".join(a.rsplit(".", 1)[1] for a in APP_ADDRESSES),
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        NO_PROXY="10.231.0.0/24,127.0.0.1,localhost",
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_DEPRECATION_WARNINGS="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+    return local_env(
+        ENVIRONMENT,
+        MOTO_PORT,
+        int(FRONT_DOOR.rsplit(".", 1)[1]),
+        [int(a.rsplit(".", 1)[1]) for a in APP_ADDRESSES],
     )
-    if "PALPITE_CACHE_DIR" in os.environ:
-        env["PALPITE_CACHE_DIR"] = os.environ["PALPITE_CACHE_DIR"]
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
 
 
 def _run(*cmd: str, timeout: int = 1200) -> subprocess.CompletedProcess:
@@ -90,17 +80,6 @@ def _playbook(path: str, *args: str) -> tuple[subprocess.CompletedProcess, float
     t0 = time.monotonic()
     proc = _run(str(BIN / "ansible-playbook"), path, *args)
     return proc, time.monotonic() - t0
-
-
-def _changed(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """changed= per host from the PLAY RECAP."""
-    out = {}
-    for line in proc.stdout.split("PLAY RECAP", 1)[-1].splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[1] == ":":
-            fields = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
-            out[parts[0]] = int(fields["changed"])
-    return out
 
 
 def _get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
@@ -334,7 +313,7 @@ def test_second_provision_changes_nothing(local_cloud: dict, web: dict[str, str]
     second, second_s = _playbook("playbooks/provision.yml", *PROVISION_ARGS)
     second_cpu = _cpu() - cpu0
     assert second.returncode == 0, second.stdout[-6000:]
-    changed = _changed(second)
+    changed = changed_per_host(second)
     assert changed and all(v == 0 for v in changed.values()), second.stdout[-6000:]
     TIMES_FILE.parent.mkdir(parents=True, exist_ok=True)
     TIMES_FILE.write_text(
@@ -362,7 +341,7 @@ def test_teardown_removes_hosts_and_moto(local_cloud: dict) -> None:
     assert not (REPO / ".local-env" / PREFIX / "moto.pid").exists()
     again = _teardown()
     assert again.returncode == 0
-    assert all(v == 0 for v in _changed(again).values()), again.stdout[-4000:]
+    assert all(v == 0 for v in changed_per_host(again).values()), again.stdout[-4000:]
     times = json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
     times.update(teardown_s=round(seconds, 1), teardown_cpu_s=round(cpu, 1))
     TIMES_FILE.write_text(json.dumps(times))

@@ -31,6 +31,7 @@ import boto3
 import pytest
 
 from ml.signing_core import public_key_from_pem, verify_signed_manifest
+from tests.local.environment import changed_per_host, local_env
 
 pytestmark = pytest.mark.testbed
 
@@ -57,24 +58,7 @@ BUILDER_HOST = f"{PREFIX}-python-builder-{BUILDER_INDEX}"
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PALPITE_"))}
-    env.update(
-        PALPITE_ENVIRONMENT=ENVIRONMENT,
-        PALPITE_LOCAL_MOTO_PORT=str(MOTO_PORT),
-        PALPITE_LOCAL_FRONT_DOOR_INDEX=str(FRONT_DOOR_INDEX),
-        PALPITE_LOCAL_APP_INDICES=str(APP_INDEX),
-        PALPITE_LOCAL_BUILDER_INDICES=str(BUILDER_INDEX),
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        NO_PROXY="10.231.0.0/24,127.0.0.1,localhost",
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_DEPRECATION_WARNINGS="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-    )
-    if "PALPITE_CACHE_DIR" in os.environ:
-        env["PALPITE_CACHE_DIR"] = os.environ["PALPITE_CACHE_DIR"]
-    return env
+    return local_env(ENVIRONMENT, MOTO_PORT, FRONT_DOOR_INDEX, [APP_INDEX], [BUILDER_INDEX])
 
 
 def _playbook(path: str, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
@@ -111,17 +95,6 @@ def _builder(sha256: str = SOURCE_SHA256) -> subprocess.CompletedProcess:
 
 def _out(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout[-8000:] + proc.stderr[-3000:]
-
-
-def _changed(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """changed= per host from the PLAY RECAP."""
-    out = {}
-    for line in proc.stdout.split("PLAY RECAP", 1)[-1].splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[1] == ":":
-            fields = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
-            out[parts[0]] = int(fields["changed"])
-    return out
 
 
 def _client(service: str):
@@ -282,7 +255,7 @@ def test_a_rerun_launches_and_changes_nothing(environment: dict) -> None:
     terminated_before = len(_builders(("terminated", "shutting-down")))
     proc = _builder()
     assert proc.returncode == 0, _out(proc)
-    assert set(_changed(proc).values()) == {0}, _changed(proc)
+    assert set(changed_per_host(proc).values()) == {0}, changed_per_host(proc)
     assert len(_builders(("terminated", "shutting-down"))) == terminated_before
     assert not _running(BUILDER_HOST)
 
