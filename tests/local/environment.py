@@ -13,7 +13,6 @@ def local_env(
     moto_port: int,
     front_door_index: int,
     app_indices: list[int],
-    builder_indices: list[int] | None = None,
 ) -> dict[str, str]:
     """This process's environment without AWS_ and PALPITE_ settings, with the environment's
     name, moto port and testbed addresses (inventory/local/group_vars/all/palpite.yml)."""
@@ -31,8 +30,6 @@ def local_env(
         ANSIBLE_DEPRECATION_WARNINGS="false",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
     )
-    if builder_indices is not None:
-        env["PALPITE_LOCAL_BUILDER_INDICES"] = ",".join(map(str, builder_indices))
     if "PALPITE_CACHE_DIR" in os.environ:
         env["PALPITE_CACHE_DIR"] = os.environ["PALPITE_CACHE_DIR"]
     env.pop("PYTHONDONTWRITEBYTECODE", None)
