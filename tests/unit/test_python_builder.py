@@ -19,6 +19,7 @@ import os
 import platform
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -116,6 +117,12 @@ def _run(moto_server: str, tmp_path: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def _terminated_at(instance: dict) -> datetime:
+    """When moto terminated the instance: "User initiated (YYYY-MM-DD HH:MM:SS UTC)"."""
+    stamp = instance["StateTransitionReason"].split("(", 1)[1].removesuffix(" UTC)")
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
 def _instances(ec2, role: str) -> list[dict]:
     pages = ec2.describe_instances(Filters=[{"Name": "tag:Role", "Values": [role]}])
     return [i for r in pages["Reservations"] for i in r["Instances"]]
@@ -140,8 +147,11 @@ def test_a_missing_package_launches_a_copy_of_the_app_instance_and_terminates_it
     builders = {i["InstanceId"]: i for i in _instances(ec2, "python-builder")}
     assert set(builders) > {leftover["InstanceId"]}
     [builder] = [i for k, i in builders.items() if k != leftover["InstanceId"]]
-    # The leftover went first: the new builder was launched after it was terminated.
     assert all(i["State"]["Name"] == "terminated" for i in builders.values()), builders
+    # The leftover went first: terminated before the new builder was launched (to the
+    # second; the end of the run, where the builder goes, is seconds later).
+    assert _terminated_at(builders[leftover["InstanceId"]]) <= builder["LaunchTime"]
+    assert _terminated_at(builder) > builder["LaunchTime"]
     assert f"building the prebuilt Python on {builder['InstanceId']} failed: Wait until" in said
 
     app = cloud["app"]
