@@ -21,9 +21,9 @@ TESTBED = REPO / "tests" / "testbed" / "testbed"
 HOST_PREFIX = "palpite-local-"
 BRIDGE = "palpite0"
 CONTROLLER = "10.231.0.1"
-# moto (local_cloud_moto_port) and the git mirror of pyenv (local_pyenv_git_port).
+# moto (local_cloud_moto_port) and the git mirror of pyenv (local_pyenv_git_port: moto's + 4834).
 MOTO_PORT = 4566
-PORTS = (MOTO_PORT, 9400)
+PORTS = (MOTO_PORT, MOTO_PORT + 4834)
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)", re.M)
 
 
