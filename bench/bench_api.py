@@ -76,7 +76,13 @@ def vector_model() -> Path:
 
 class Server:
     def __init__(
-        self, app: str | None, workers: int, reuse_port: bool, log: Path, model: Path = MODEL
+        self,
+        app: str | None,
+        workers: int,
+        reuse_port: bool,
+        log: Path,
+        model: Path = MODEL,
+        plain: bool = False,
     ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PALPITE_", "PROMETHEUS_"))}
         env |= {
@@ -88,6 +94,10 @@ class Server:
             "PALPITE_ACCESS_LOG": str(log.with_suffix(".access")),
         }
         cmd = [str(GUNICORN), "-c", "app/gunicorn.conf.py", *([app] if app else [])]
+        if plain:  # gunicorn's own defaults, as a first app would run (bench/minimal_app.py)
+            env["BENCH_MINIMAL_ESTIMATOR"] = str(BENCH_DIR / "vector.joblib")
+            cmd = [str(GUNICORN), "-w", str(workers), "-k", "uvicorn_worker.UvicornWorker",
+                   "-b", f"127.0.0.1:{PORT}", "--log-level", "info", str(app)]  # fmt: skip
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
@@ -226,9 +236,15 @@ def main() -> None:
     results: dict[str, Any] = {"workers": w, "duration_s": d, "model": card["version"]}
 
     def run(
-        name: str, app: str | None, workers: int, reuse: bool, *jobs: tuple, model: Path = MODEL
+        name: str,
+        app: str | None,
+        workers: int,
+        reuse: bool,
+        *jobs: tuple,
+        model: Path = MODEL,
+        plain: bool = False,
     ) -> None:
-        server = Server(app, workers, reuse, work / f"{name}.log", model)
+        server = Server(app, workers, reuse, work / f"{name}.log", model, plain)
         try:
             for key, body, conns, threads, delay, *path in jobs:
                 delay_ms = delay() if callable(delay) else delay
@@ -285,6 +301,8 @@ def main() -> None:
     ]
     run("vector", None, w, False, *vjobs, ("batch", vbatch, 2 * w, 2, 0), model=vector)
     run("vector-1worker", None, 1, False, ("batch", vbatch, 2, 1, 0), model=vector)
+    # The memory yardstick: the same estimator in a minimal FastAPI app, plain gunicorn.
+    run("minimal", "bench.minimal_app:app", w, False, ("max", vsingle, 32, 2, 0), plain=True)
     run("app-reuseport", None, w, True, ("max", single, 32, 2, 0))
     run("ceiling-reuseport", ceiling, w, True, ("max", single, 32, 2, 0))
     run("app-1worker", None, 1, False, ("batch", batch, 2, 1, 0))

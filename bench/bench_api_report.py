@@ -50,6 +50,11 @@ def report(r: dict[str, Any]) -> None:
           f" {r['app/pss_mib']:.0f}, {r['vector/pss_mib']:.0f} | {r['ceiling/pss_mib']:.0f},"
           f" {r['bare/pss_mib']:.0f} | {r['app/pss_mib'] / r['ceiling/pss_mib']:.2f}x |"
           " |")  # fmt: skip
+    m = r["minimal/pss_mib"]
+    print(f"| PSS MiB vs a minimal FastAPI + scikit-learn app ({m:.0f}; plain gunicorn, the"
+          f" vector estimator, {r['minimal/max']['rps']:,.0f} req/s): football, vector |"
+          f" {r['app/pss_mib']:.0f}, {r['vector/pss_mib']:.0f} | {m:.0f} |"
+          f" {r['app/pss_mib'] / m:.2f}x, {r['vector/pss_mib'] / m:.2f}x | <= 1.2x |")  # fmt: skip
     ra, rc = r["app-reuseport/max"], r["ceiling-reuseport/max"]
     print(f"| single, max req/s with SO_REUSEPORT | {ra['rps']:,.0f} | {rc['rps']:,.0f} |"
           f" {ra['rps'] / rc['rps']:.0%} | |")  # fmt: skip
