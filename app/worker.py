@@ -11,8 +11,11 @@ traffic that race is hit on nearly every swap. This worker, on SIGTERM:
    response, not from a reset, to reconnect (to a new worker);
 3. then shuts down as uvicorn does (closing what is still idle, finishing what runs).
 
-Only a connection idle for the whole drain can still meet the race, as with any
-keep-alive timeout. This module is imported by the gunicorn master (worker_class), so
+The drain ends early once no request has come for QUIET_SECONDS: a worker nobody sends
+to (a host already out of the load balancer, restarted or rebooted by a rolling change)
+would otherwise wait the whole drain on its proxy's idle keep-alive connections. Only a
+connection idle for the whole drain (or the quiet period) can still meet the race, as
+with any keep-alive timeout. This module is imported by the gunicorn master (worker_class), so
 it imports nothing from the app.
 """
 
@@ -27,6 +30,10 @@ from uvicorn.config import Config
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
+# Under any traffic a request comes far more often than this; a second of silence means
+# nobody is sending to this worker any more.
+QUIET_SECONDS = 1.0
+
 
 class CloseWhenDraining:
     """ASGI wrapper: once `draining`, every response says `Connection: close`."""
@@ -34,11 +41,13 @@ class CloseWhenDraining:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.draining = False
+        self.last_request = 0.0  # loop time of the last request seen while draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.draining or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.last_request = asyncio.get_running_loop().time()
 
         async def send_with_close(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -50,18 +59,30 @@ class CloseWhenDraining:
 
 
 class DrainingServer(Server):
-    def __init__(self, config: Config, gate: CloseWhenDraining, drain_seconds: float) -> None:
+    def __init__(
+        self,
+        config: Config,
+        gate: CloseWhenDraining,
+        drain_seconds: float,
+        quiet_seconds: float = QUIET_SECONDS,
+    ) -> None:
         super().__init__(config=config)
         self.gate = gate
         self.drain_seconds = drain_seconds
+        self.quiet_seconds = quiet_seconds
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()
-        self.gate.draining = True
         loop = asyncio.get_running_loop()
+        self.gate.last_request = loop.time()
+        self.gate.draining = True
         deadline = loop.time() + self.drain_seconds
-        while self.server_state.connections and loop.time() < deadline:
+        while (
+            self.server_state.connections
+            and loop.time() < deadline
+            and loop.time() - self.gate.last_request < self.quiet_seconds
+        ):
             await asyncio.sleep(0.05)
         await super().shutdown(sockets)
 
