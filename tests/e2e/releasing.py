@@ -65,6 +65,9 @@ BREAKING_OK = ("-e", "release_allow_breaking=true")
 # shorter window than the local default (20 s); test_release.py's release under load and
 # test_release_bake.py keep the default.
 SHORT_BAKE = ("-e", "release_bake_seconds=8")
+# No bake, for a release whose test is about what happens after the canary (all or none):
+# the way back from a baked canary is the same flow, and the bake has tests of its own.
+NO_BAKE = ("-e", "release_bake_seconds=0")
 # The guardrail scenarios (all or none, one host at a time) are about what the fleet does,
 # not how much it carries: their client sends a fixed, paced 40 requests/s (the rate the
 # release was first tried at), so the playbooks do not share the two cores with a load at
