@@ -130,7 +130,7 @@ $(SERVE_MODEL): | $(VENV)/.installed
 	bundle=$$($(BIN)/python -m ml train --data $(SERVE_DIR)/league.csv --out $(SERVE_DIR)/models/releases) \
 		&& ln -sfn releases/$$(basename $$bundle) $(SERVE_MODEL)
 
-.PHONY: serve-model serve bench-api
+.PHONY: serve-model serve bench-api bench-host-nginx
 serve-model: venv $(SERVE_MODEL) ## Train the synthetic-league model `make serve` uses (once)
 
 serve: serve-model ## The model API on http://127.0.0.1:8000 (gunicorn, app/gunicorn.conf.py)
@@ -138,6 +138,9 @@ serve: serve-model ## The model API on http://127.0.0.1:8000 (gunicorn, app/guni
 
 bench-api: serve-model ## Model API benchmark with wrk (~5 min; results in docs/benchmarks.md)
 	$(BIN)/python bench/bench_api.py
+
+bench-host-nginx: venv ## A host's nginx vs its gunicorn, on a testbed app host (make demo first; ~2 min)
+	$(BIN)/python bench/bench_host_nginx.py $(ARGS)
 
 # -- releases (playbooks/release.yml, rollback.yml, release_app.yml) ------------------------
 # One of DATA (a results CSV: train, gate, publish), BUNDLE (a bundle directory: publish) or

@@ -1,0 +1,165 @@
+"""Through a host's nginx vs the same host's gunicorn (issue 21), on a testbed app host of
+the local environment (`make demo` first): `make bench-host-nginx`.
+
+On the host (entered with `tests/testbed/testbed exec`, so nothing needs SSH), beside the
+production service and left untouched by it:
+- a second gunicorn of the installed release runs as `palpite` with the host's own
+  environment file and the release's `gunicorn.conf.py` (workers, access log and metrics as
+  in production), bound both to a unix socket and to 127.0.0.1:8099;
+- a second nginx master runs the host's own `nginx.conf` with only the upstream socket, the
+  listen address (127.0.0.1:8098), the pid file and the log files changed, and the
+  per-client `limit_req` lines dropped: they answer 429 above 50 POSTs/s per client, which
+  is the edge policy, not capacity. Upstream keep-alive stays as in production;
+- wrk (the controller's binary and its LuaJIT, copied into /run: both are Debian bookworm)
+  runs on the host itself, both legs interleaved, each round: direct, then through nginx.
+Everything lives under /run/palpite-bench and is removed at the end. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TESTBED = REPO / "tests" / "testbed" / "testbed"
+WRK_SCRIPT = Path(__file__).parent / "wrk_post.lua"
+WORK = "/run/palpite-bench"
+DIRECT, PROXIED = "127.0.0.1:8099", "127.0.0.1:8098"
+RELEASE = "/srv/palpite/app/current"
+
+START = f"""
+set -euo pipefail
+install -d -o palpite -g palpite -m 0750 {WORK}/app
+python3 - <<'PY'
+import json, urllib.request
+card = json.load(urllib.request.urlopen("http://127.0.0.1/model", timeout=10))
+fields = card["input_schema"]["fields"]
+instance = {{f["name"]: f["enum"][i % len(f["enum"])] for i, f in enumerate(fields)}}
+open("{WORK}/body.json", "w").write(json.dumps({{"instances": [instance]}}))
+PY
+systemd-run --quiet --unit=palpite-bench --uid=palpite --gid=palpite -p UMask=0027 \\
+  -p EnvironmentFile=/etc/palpite/palpite.env -p WorkingDirectory={RELEASE} \\
+  --setenv=PALPITE_METRICS_DIR={WORK}/app/metrics \\
+  {RELEASE}/.venv/bin/gunicorn --config {RELEASE}/app/gunicorn.conf.py \\
+  -b unix:{WORK}/app/gunicorn.sock -b {DIRECT}
+sed -e 's#unix:/run/palpite/gunicorn.sock#unix:{WORK}/app/gunicorn.sock#' \\
+    -e 's#listen 80 default_server;#listen {PROXIED};#' \\
+    -e 's#^pid .*#pid {WORK}/nginx.pid;#' \\
+    -e 's#/var/log/nginx/access.log#{WORK}/access.log#' \\
+    -e 's#/var/log/nginx/error.log#{WORK}/error.log#' \\
+    -e '/^ *limit_req /d' /etc/nginx/nginx.conf > {WORK}/nginx.conf
+grep -q 'listen {PROXIED};' {WORK}/nginx.conf
+grep -q 'unix:{WORK}/app/gunicorn.sock' {WORK}/nginx.conf
+ready='import urllib.request; urllib.request.urlopen("http://{DIRECT}/health/ready", timeout=2)'
+for _ in $(seq 1 300); do python3 -c "$ready" 2>/dev/null && break; sleep 0.2; done
+python3 -c "$ready" || {{ echo "the bench gunicorn did not get ready in 60 s" >&2; exit 1; }}
+nginx -t -q -c {WORK}/nginx.conf
+nginx -c {WORK}/nginx.conf
+"""
+
+STOP = f"""
+systemctl stop palpite-bench.service 2>/dev/null || true
+systemctl reset-failed palpite-bench.service 2>/dev/null || true
+[ -s {WORK}/nginx.pid ] && kill -QUIT "$(cat {WORK}/nginx.pid)" 2>/dev/null || true
+sleep 0.5
+rm -rf {WORK}
+"""
+
+
+def on_host(host: str, script: str, stdin: bytes | None = None) -> str:
+    result = subprocess.run(
+        [str(TESTBED), "exec", host, "bash", "-c", script],
+        input=stdin,
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.exit(f"bench_host_nginx: on {host}: {result.stderr.decode().strip()[-400:]}")
+    return result.stdout.decode()
+
+
+def copy_to_host(host: str, source: Path, dest: str, mode: str = "0755") -> None:
+    on_host(host, f"cat > {dest} && chmod {mode} {dest}", source.read_bytes())
+
+
+def luajit() -> Path:
+    """The LuaJIT library wrk was linked against, as the controller's loader finds it."""
+    out = subprocess.run(["ldd", shutil.which("wrk") or "wrk"], capture_output=True, text=True)
+    found = re.search(r"(libluajit\S*) => (\S+)", out.stdout)
+    if not found:
+        sys.exit("bench_host_nginx: wrk is not installed, or not linked against LuaJIT")
+    return Path(found.group(2))
+
+
+def wrk(host: str, address: str, seconds: int, connections: int, threads: int) -> dict:
+    run = (
+        f"cd {WORK} && LD_LIBRARY_PATH={WORK}/lib WRK_BODY={WORK}/body.json ./wrk -t{threads}"
+        f" -c{connections} -d{seconds}s --timeout 10s -s {WORK}/wrk_post.lua"
+        f" http://{address}/predict"
+    )
+    line = next(x for x in on_host(host, run).splitlines() if x.startswith("WRK_JSON "))
+    result = json.loads(line.removeprefix("WRK_JSON "))
+    result["rps"] = round(result["requests"] / (result["duration_us"] / 1e6), 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="palpite-local-app-3", help="testbed host name")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    host = args.host
+    on_host(host, STOP + f"install -d -m 0755 {WORK}/lib")
+    try:
+        copy_to_host(host, Path(shutil.which("wrk") or "/usr/bin/wrk"), f"{WORK}/wrk")
+        lib = luajit()
+        copy_to_host(host, lib, f"{WORK}/lib/{lib.name}", "0644")
+        copy_to_host(host, WRK_SCRIPT, f"{WORK}/wrk_post.lua", "0644")
+        on_host(host, START)
+        for address in (DIRECT, PROXIED):  # warm both paths (workers, upstream keep-alive)
+            wrk(host, address, args.warmup, args.connections, args.threads)
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            load = Path("/proc/loadavg").read_text().split()[0]
+            direct = wrk(host, DIRECT, args.duration, args.connections, args.threads)
+            proxied = wrk(host, PROXIED, args.duration, args.connections, args.threads)
+            row = {
+                "round": number,
+                "load_at_start": float(load),
+                "direct": direct,
+                "nginx": proxied,
+                "ratio": round(proxied["rps"] / direct["rps"], 3),
+            }
+            rounds.append(row)
+            print(
+                f"round {number}: direct {direct['rps']:,.0f} req/s (p99"
+                f" {direct['p99_us'] / 1000:.1f} ms), nginx {proxied['rps']:,.0f} req/s (p99"
+                f" {proxied['p99_us'] / 1000:.1f} ms): {row['ratio']:.1%}, load {load}",
+                file=sys.stderr,
+            )
+    finally:
+        on_host(host, STOP)
+    summary = {
+        "host": host,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "method": {k: getattr(args, k) for k in ("rounds", "duration", "warmup", "connections")},
+        "rounds": rounds,
+        "median_ratio": statistics.median(r["ratio"] for r in rounds),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
