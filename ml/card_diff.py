@@ -14,8 +14,10 @@ lists each change, marking those that break a client written for the old model:
   added values, widened range, removed constraint, relabelled class    compatible
 
     python -m ml.card_diff PRODUCTION_CARD NEW_CARD [--allow-breaking] [--json]
+    python -m ml.card_diff --bucket B [--prefix P] PRODUCTION_VERSION NEW_VERSION [...]
 
-prints one line per change and exits 0, or 3 when a change breaks clients and
+(the second form reads the two published versions' cards from the bucket, in one process:
+what a release runs) prints one line per change and exits 0, or 3 when a change breaks clients and
 --allow-breaking is not given (its last line says so, and how to release anyway).
 """
 
@@ -28,6 +30,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from ml.bucket import s3_errors, version_prefix
+from ml.errors import PalpiteError
+from ml.s3 import s3_client
 
 EXIT_BREAKING = 3
 
@@ -139,17 +145,37 @@ def compare_cards(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change
     return changes
 
 
+def published_cards(bucket: str, prefix: str, *versions: str) -> list[dict[str, Any]]:
+    """The model cards of published versions, read from the bucket."""
+    s3 = s3_client()
+    cards = []
+    for version in versions:
+        key = f"{version_prefix(prefix, version)}model_card.json"
+        with s3_errors("read", bucket, key):
+            cards.append(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    return cards
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.card_diff", description=__doc__)
-    parser.add_argument("production_card", type=Path)
-    parser.add_argument("new_card", type=Path)
+    parser.add_argument("production_card", help="a card file, or a version with --bucket")
+    parser.add_argument("new_card", help="a card file, or a version with --bucket")
+    parser.add_argument("--bucket", help="read the published versions' cards from this bucket")
+    parser.add_argument("--prefix", default="", help="the bucket's key prefix")
     parser.add_argument("--allow-breaking", action="store_true")
     parser.add_argument("--json", action="store_true", help="the changes as one JSON list")
     args = parser.parse_args(argv)
     try:
-        old = json.loads(args.production_card.read_text())
-        new = json.loads(args.new_card.read_text())
+        if args.bucket:
+            versions = (args.production_card, args.new_card)
+            old, new = published_cards(args.bucket, args.prefix, *versions)
+        else:
+            old = json.loads(Path(args.production_card).read_text())
+            new = json.loads(Path(args.new_card).read_text())
         changes = compare_cards(old, new)
+    except PalpiteError as exc:
+        print(f"error: cannot compare the model cards: {exc}", file=sys.stderr)
+        return 1
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: cannot compare the model cards: {exc!r}", file=sys.stderr)
         return 1

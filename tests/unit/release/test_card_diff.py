@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from ml.card_diff import EXIT_BREAKING, compare_cards, main
@@ -169,3 +170,26 @@ def test_the_command_says_so_when_nothing_changed_and_on_bad_input(
     assert capsys.readouterr().out == "no change to the input contract or the classes\n"
     assert main([same, str(tmp_path / "missing.json")]) == 1
     assert capsys.readouterr().err.startswith("error: cannot compare the model cards")
+
+
+def test_the_command_reads_published_cards_from_the_bucket(
+    moto_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = record_card()
+    new = record_card() | {"version": "20260201T000000Z-bbbbbbbb"}
+    field(new, "home_team")["enum"] = CLUBS[:2]
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="cards")
+    for card in (old, new):
+        key = f"team/models/{card['version']}/model_card.json"
+        s3.put_object(Bucket="cards", Key=key, Body=json.dumps(card).encode())
+    args = ["--bucket=cards", "--prefix=team", old["version"], new["version"]]
+    assert main(args) == EXIT_BREAKING
+    assert capsys.readouterr().out.startswith("BREAKING: removed values home_team")
+    assert main([*args, "--allow-breaking"]) == 0
+    capsys.readouterr()
+    # A version that is not published: one line saying which key, no traceback.
+    assert main(["--bucket=cards", "--prefix=team", old["version"], "20990101T000000Z-x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "s3://cards/team/models/20990101T000000Z-x/model_card.json" in err
