@@ -7,6 +7,7 @@ controller itself (connection local: its facts give the platform the lookup uses
   profile and the project's tags with Role=python-builder; it never answers (a made-up
   address), and it is terminated all the same, its pinned host key forgotten, and the run
   fails saying so;
+- another run holding the fleet (building too): refused, its builder and lock untouched;
 - the package in the bucket, signed: nothing is launched.
 
 And statically: app hosts publish no prebuilt Python unless python_builder_enabled is false;
@@ -27,6 +28,7 @@ import jinja2
 import pytest
 import yaml
 
+from ml import fleet_lock
 from ml.signing import generate_key, load_signer, sign_manifest_bytes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,6 +93,7 @@ def _run(moto_server: str, tmp_path: Path) -> subprocess.CompletedProcess:
         "aws_endpoint_url": moto_server,
         "aws_module_defaults": module_defaults,
         "aws_artifacts_bucket": BUCKET,
+        "artifact_key_prefix": "",
         "aws_compute_key_dir": str(tmp_path / "secrets"),
         "artifact_signing_key": str(tmp_path / "signing.key"),
         "pyenv_prebuilt_aws_region": "us-east-1",
@@ -171,6 +174,32 @@ def test_a_missing_package_launches_a_copy_of_the_app_instance_and_terminates_it
     assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET)
     known_hosts = tmp_path / "secrets" / "palpite-unit.known_hosts"
     assert builder["InstanceId"] not in (known_hosts.read_text() if known_hosts.exists() else "")
+
+
+def test_a_build_while_another_run_holds_the_fleet_is_refused_and_touches_no_builder(
+    cloud: dict, moto_server: str, tmp_path: Path
+) -> None:
+    """Another configure building meanwhile: its builder (the "leftover" here) is neither
+    terminated nor joined by a second one, and its lock stays."""
+    ec2 = cloud["ec2"]
+    [theirs] = ec2.run_instances(
+        ImageId=cloud["image"], SubnetId=cloud["subnet"], MinCount=1, MaxCount=1,
+        TagSpecifications=_tagged("python-builder"),
+    )["Instances"]  # fmt: skip
+    s3 = boto3.client("s3")
+    held = fleet_lock.acquire(s3, BUCKET, "python-build", "cpython", holder="ci@other")
+
+    proc = _run(moto_server, tmp_path)
+    said = " ".join(proc.stdout.split())
+    assert proc.returncode != 0, proc.stdout[-6000:]
+    assert "python-build refused, the fleet is busy" in said, proc.stdout[-6000:]
+    assert "ci@other" in said
+    builders = _instances(ec2, "python-builder")
+    assert [(i["InstanceId"], i["State"]["Name"]) for i in builders] == [
+        (theirs["InstanceId"], "running")
+    ]
+    lock = fleet_lock.read_lock(s3, BUCKET)
+    assert lock is not None and lock[0].run_id == held.run_id
 
 
 def test_a_published_package_launches_nothing(
