@@ -8,7 +8,8 @@ controller itself (connection local: its facts give the platform the lookup uses
   address), and it is terminated all the same, its pinned host key forgotten, and the run
   fails saying so;
 - another run holding the fleet (building too): refused, its builder and lock untouched;
-- the package in the bucket, signed: nothing is launched.
+- the package in the bucket, signed: nothing is launched; a leftover builder is terminated
+  when the fleet is free, left running while another run holds it.
 
 And statically: app hosts publish no prebuilt Python unless python_builder_enabled is false;
 the builder's run publishes. The build itself runs on testbed hosts: `make test-slow-builder`.
@@ -202,9 +203,7 @@ def test_a_build_while_another_run_holds_the_fleet_is_refused_and_touches_no_bui
     assert lock is not None and lock[0].run_id == held.run_id
 
 
-def test_a_published_package_launches_nothing(
-    cloud: dict, moto_server: str, tmp_path: Path
-) -> None:
+def _publish_package(tmp_path: Path) -> None:
     key = f"python/{_platform()}/cpython-{VERSION}.tar.zst"
     body = b"a prebuilt CPython\n" * 10
     manifest = f"{hashlib.sha256(body).hexdigest()}\n".encode()
@@ -216,10 +215,42 @@ def test_a_published_package_launches_nothing(
     for suffix, data in (("", body), (".sha256.sig", signature), (".sha256", manifest)):
         s3.put_object(Bucket=BUCKET, Key=key + suffix, Body=data)
 
+
+def test_a_published_package_launches_nothing(
+    cloud: dict, moto_server: str, tmp_path: Path
+) -> None:
+    _publish_package(tmp_path)
     proc = _run(moto_server, tmp_path)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert "building it on a throwaway instance" not in " ".join(proc.stdout.split())
     assert _instances(cloud["ec2"], "python-builder") == []
+
+
+def test_a_leftover_is_left_while_another_run_holds_the_fleet_then_terminated(
+    cloud: dict, moto_server: str, tmp_path: Path
+) -> None:
+    """With the package published, a leftover builder is terminated only under the fleet
+    lock: left running (and the run passing) while another run holds the fleet."""
+    _publish_package(tmp_path)
+    ec2 = cloud["ec2"]
+    [leftover] = ec2.run_instances(
+        ImageId=cloud["image"], SubnetId=cloud["subnet"], MinCount=1, MaxCount=1,
+        TagSpecifications=_tagged("python-builder"),
+    )["Instances"]  # fmt: skip
+    s3 = boto3.client("s3")
+    held = fleet_lock.acquire(s3, BUCKET, "release", "v1", holder="ci@other")
+
+    proc = _run(moto_server, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    said = " ".join(proc.stdout.split())
+    assert f"the Python builder(s) {leftover['InstanceId']} are left running" in said
+    assert [i["State"]["Name"] for i in _instances(ec2, "python-builder")] == ["running"]
+
+    assert fleet_lock.release(s3, BUCKET, held.run_id)
+    proc = _run(moto_server, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert [i["State"]["Name"] for i in _instances(ec2, "python-builder")] == ["terminated"]
+    assert fleet_lock.read_lock(s3, BUCKET) is None  # given back
 
 
 def _vars_of(playbook: str, play_hosts: str) -> dict:
