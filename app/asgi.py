@@ -15,9 +15,11 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import ApiError
+from app.errors import ApiError, body_too_large
 
 RouteKey = tuple[str, str]  # (method, path)
+# An answer: status, JSON body, and whether the connection closes after it.
+Reply = tuple[int, bytes, bool]
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -45,28 +47,54 @@ def client_host(scope: Scope) -> str | None:
     return client[0] if client else None
 
 
-async def read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client went away first."""
-    chunks: list[bytes] = []
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole request body, or None if the client went away first. With `limit`,
+    413 body_too_large as soon as more than that has arrived (without it, the caller's
+    receive enforces the limit: app.middleware)."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    body = message.get("body", b"")
+    if limit is not None and len(body) > limit:
+        raise body_too_large(limit)
+    if not message.get("more_body", False):
+        return body  # the usual case: one message
+    chunks = [body]
+    size = len(body)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise body_too_large(limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
 
-async def send_json(send: Send, body: bytes, status: int = 200) -> None:
+def json_headers(length: int, *, close: bool = False) -> list[tuple[bytes, bytes]]:
+    """A JSON answer's headers. `close` when the request body was not read to its end:
+    the rest of it would otherwise be parsed as the next request."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(length).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    return headers
+
+
+def error_reply(exc: ApiError, *, close: bool) -> Reply:
+    return exc.status, orjson.dumps(exc.body()), close
+
+
+async def send_reply(send: Send, reply: Reply) -> None:
     """A JSON answer in raw ASGI."""
+    status, body, close = reply
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
+            "headers": json_headers(len(body), close=close),
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -74,17 +102,8 @@ async def send_json(send: Send, body: bytes, status: int = 200) -> None:
 
 async def send_error(send: Send, exc: ApiError, *, close: bool) -> None:
     """The error answer in raw ASGI, for code that runs outside the app's exception
-    handlers. `close` when the request body was not read to its end: the rest of it
-    would otherwise be parsed as the next request."""
-    body = orjson.dumps(exc.body())
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    handlers (see json_headers for `close`)."""
+    await send_reply(send, error_reply(exc, close=close))
 
 
 class DirectEndpoint[Prepared]:
@@ -105,18 +124,25 @@ class DirectEndpoint[Prepared]:
     def error(self, exc: ApiError) -> ApiError:
         return exc
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def respond(
+        self, scope: Scope, receive: Receive, limit: int | None = None
+    ) -> Reply | None:
+        """The answer (status, body, close), or None if the client went away before its
+        body arrived. `limit`: as read_body's."""
         body = None
         try:
             prepared = self.prepare(scope)
-            body = await read_body(receive)
+            body = await read_body(receive, limit)
             if body is None:
-                return  # the client went away; nobody to answer
-            answer = self.answer(prepared, body)
+                return None  # nobody to answer
+            return 200, self.answer(prepared, body), False
         except ApiError as exc:
-            await send_error(send, self.error(exc), close=body is None)
-            return
-        await send_json(send, answer)
+            return error_reply(self.error(exc), close=body is None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reply = await self.respond(scope, receive)
+        if reply is not None:
+            await send_reply(send, reply)
 
 
 class DirectRoutes:

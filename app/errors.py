@@ -44,6 +44,10 @@ class ApiError(Exception):
         return out
 
 
+def body_too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"request body is over the limit of {limit} bytes")
+
+
 def json_response(
     content: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:

@@ -13,8 +13,9 @@ from app import api, docs_pages, pages, v2
 from app.asgi import DirectRoutes
 from app.context import AppContext
 from app.errors import ApiError, error_response
+from app.fast_lane import FastLane, FastLaneApp
 from app.metrics import Metrics
-from app.middleware import ServiceMiddleware
+from app.middleware import Bookkeeping, ServiceMiddleware
 from app.model_state import Loader, load_model_state
 from app.predict import Predictor
 from app.settings import Settings
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
     )
 
     name = state.card["name"] if state.card else "no model loaded"
-    app = FastAPI(
+    app = FastLaneApp(
         title=f"palpite: {name}",
         version=metadata.version("palpite"),
         description="Predictions from a scikit-learn model bundle. The request schema of "
@@ -69,12 +70,11 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
     app.add_middleware(DirectRoutes, routes=direct)
     # Added last, so outermost: request ids, the body limit, metrics and the access log
     # cover the direct endpoints too.
-    app.add_middleware(
-        ServiceMiddleware,
-        metrics=metrics,
-        max_body_bytes=settings.max_body_bytes,
-        model_version=state.version,
-    )
+    book = Bookkeeping(metrics, settings.max_body_bytes, state.version)
+    app.add_middleware(ServiceMiddleware, book=book)
+    # And ahead of the whole stack, the same endpoints with the same bookkeeping and 500
+    # handling (app/fast_lane.py); DirectRoutes above answers them if it is turned off.
+    app.fast_lane = FastLane(book, direct, _unexpected_error)
     return app
 
 

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.access_log import AccessLog
 from app.asgi import client_host, content_length, send_error
-from app.errors import ApiError
+from app.errors import body_too_large
 from app.metrics import Metrics
 
 access_log = logging.getLogger("palpite.access")
@@ -25,44 +25,81 @@ MODEL_VERSION_HEADER = b"x-model-version"
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def body_too_large(limit: int) -> ApiError:
-    return ApiError(413, "body_too_large", f"request body is over the limit of {limit} bytes")
+class Bookkeeping:
+    """What every request needs beside its answer: its id, the headers every answer
+    carries, the body limit, and at its end its metrics and access line. One per app,
+    shared by ServiceMiddleware and the fast lane (app.fast_lane), so both keep the same
+    records through the same access log."""
 
-
-class ServiceMiddleware:
-    """Wraps the whole app, the direct endpoints (app.asgi.DirectRoutes) included. The
-    route template for the metrics and the access log is the scope's `route` (set by the
-    router or by DirectRoutes), `<unmatched>` without one."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        metrics: Metrics,
-        max_body_bytes: int,
-        model_version: str | None,
-    ) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics, max_body_bytes: int, model_version: str | None) -> None:
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.model_version = model_version
         self.access = AccessLog(access_log)
         # Every answer says which model this worker serves, errors included.
-        self._extra_headers = (
+        self.extra_headers = (
             [(MODEL_VERSION_HEADER, model_version.encode())] if model_version else []
         )
+
+    def start(self, scope: Scope) -> bytes:
+        """The request's id (the client's, if harmless to log), also in scope["state"]."""
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        return request_id
+
+    def headers(self, request_id: bytes) -> list[tuple[bytes, bytes]]:
+        """What follows an answer's own headers."""
+        return [(REQUEST_ID_HEADER, request_id), *self.extra_headers]
+
+    def record(
+        self, scope: Scope, status: int, elapsed: float, request_id: bytes, sent: int
+    ) -> None:
+        """The request's metrics and access line. The route template is the scope's
+        `route` (set by the router, DirectRoutes or the fast lane), `<unmatched>` without
+        one."""
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "<unmatched>"
+        method = scope["method"]
+        self.metrics.record_request(template, method, status, elapsed)
+        if self.access.enabled():
+            self.access.write(
+                orjson.dumps(
+                    {
+                        "time": _timestamp(),
+                        "request_id": request_id.decode(),
+                        "method": method,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "bytes": sent,
+                        "client": client_host(scope),
+                        "pid": os.getpid(),
+                        "model_version": self.model_version,
+                    }
+                ).decode()
+            )
+
+
+class ServiceMiddleware:
+    """Wraps the whole app, the direct endpoints (app.asgi.DirectRoutes) included, with
+    the Bookkeeping of every request."""
+
+    def __init__(self, app: ASGIApp, book: Bookkeeping) -> None:
+        self.app = app
+        self.book = book
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
-        extra_headers = [(REQUEST_ID_HEADER, request_id), *self._extra_headers]
+        book = self.book
+        request_id = book.start(scope)
+        extra_headers = book.headers(request_id)
         status = 500
         sent = 0
         received = 0
-        limit = self.max_body
+        limit = book.max_body
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -92,32 +129,7 @@ class ServiceMiddleware:
             else:
                 await self.app(scope, limited_receive, send_with_id)
         finally:
-            self._record(scope, status, time.perf_counter() - start, request_id, sent)
-
-    def _record(
-        self, scope: Scope, status: int, elapsed: float, request_id: bytes, sent: int
-    ) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "<unmatched>"
-        method = scope["method"]
-        self.metrics.record_request(template, method, status, elapsed)
-        if self.access.enabled():
-            self.access.write(
-                orjson.dumps(
-                    {
-                        "time": _timestamp(),
-                        "request_id": request_id.decode(),
-                        "method": method,
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "bytes": sent,
-                        "client": client_host(scope),
-                        "pid": os.getpid(),
-                        "model_version": self.model_version,
-                    }
-                ).decode()
-            )
+            book.record(scope, status, time.perf_counter() - start, request_id, sent)
 
 
 @lru_cache(maxsize=2)
