@@ -11,6 +11,9 @@ wrk run lasts --duration seconds). Method and results: docs/benchmarks.md, "Mode
 2. latency: p99 at a paced rate of half the ceiling's maximum, app vs ceiling.
 3. batches: rows/s for 10,000-row requests through the server vs the same work
    in-process on the same body, and the in-process split between the steps.
+
+1 and 2 (and the vector model's) run in --rounds interleaved rounds (default 3), each
+figure the median round's; --before DIR serves another checkout's app in each round too.
 """
 
 import argparse
@@ -36,7 +39,7 @@ from app.predict import Predictor  # noqa: E402
 from app.schema import compile_schema  # noqa: E402
 from app.v2_codec import Codec  # noqa: E402
 from app.v2_metadata import row_tensors  # noqa: E402
-from bench.bench_api_report import report  # noqa: E402
+from bench.bench_api_report import median_run, report  # noqa: E402
 from ml.bundle import load_bundle  # noqa: E402
 
 MODEL = REPO / ".cache" / "serve" / "models" / "current"
@@ -83,9 +86,12 @@ class Server:
         log: Path,
         model: Path = MODEL,
         plain: bool = False,
+        checkout: Path = REPO,
     ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PALPITE_", "PROMETHEUS_"))}
         env |= {
+            # That checkout's app, whatever the venv's .pth points at (a git worktree).
+            "PYTHONPATH": str(checkout),
             "PALPITE_MODEL_DIR": str(model),
             "PALPITE_BIND": f"127.0.0.1:{PORT}",
             "PALPITE_WORKERS": str(workers),
@@ -101,7 +107,7 @@ class Server:
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+                cmd, cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 180
         while log.read_text().count("Application startup complete") < workers:
@@ -222,6 +228,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of the single-prediction runs"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout (a git worktree of the base commit) served beside this one"
+        " in every round, as app-before and vector-before",
+    )
     args = parser.parse_args()
     if not MODEL.exists():
         raise SystemExit(f"no model at {MODEL}: run `make serve-model` first")
@@ -234,6 +249,8 @@ def main() -> None:
     batch.write_bytes(batch_body(card, 10_000))
     d, w = args.duration, args.workers
     results: dict[str, Any] = {"workers": w, "duration_s": d, "model": card["version"]}
+    rounds: list[dict[str, Any]] = []
+    into = results  # where run() writes: the current round's dict, then results
 
     def run(
         name: str,
@@ -243,48 +260,32 @@ def main() -> None:
         *jobs: tuple,
         model: Path = MODEL,
         plain: bool = False,
+        checkout: Path = REPO,
     ) -> None:
-        server = Server(app, workers, reuse, work / f"{name}.log", model, plain)
+        server = Server(app, workers, reuse, work / f"{name}.log", model, plain, checkout)
         try:
             for key, body, conns, threads, delay, *path in jobs:
                 delay_ms = delay() if callable(delay) else delay
-                results[f"{name}/{key}"] = r = wrk(body, conns, d, threads, delay_ms, *path)
+                into[f"{name}/{key}"] = r = wrk(body, conns, d, threads, delay_ms, *path)
                 print(f"{name}/{key}: {r['rps']:.0f} req/s, p99 {r['p99_us'] / 1000:.2f} ms,"
-                      f" errors {r['socket_errors']}+{r['non2xx']}, spread {r['spread']}",
-                      file=sys.stderr)  # fmt: skip
-            results[f"{name}/pss_mib"] = pss_mib(server.proc.pid)  # after load, at peak
+                      f" errors {r['socket_errors']}+{r['non2xx']}, spread {r['spread']},"
+                      f" load {os.getloadavg()[0]:.1f}", file=sys.stderr)  # fmt: skip
+            into[f"{name}/pss_mib"] = pss_mib(server.proc.pid)  # after load, at peak
         finally:
             server.stop()
 
     ceiling = "bench.ceiling_app:create_app()"
 
     def half_ceiling() -> float:
-        return results["ceiling/max"]["rps"] / 2
+        return into["ceiling/max"]["rps"] / 2
 
     def pace() -> float:
         return 32 / half_ceiling() * 1000  # ms between requests on each of 32 connections
 
     def pace_bare() -> float:  # the same, at half the bare ASGI callable's maximum
-        return 32 / (results["bare/max"]["rps"] / 2) * 1000
+        return 32 / (into["bare/max"]["rps"] / 2) * 1000
 
-    run("ceiling", ceiling, w, False, ("max", single, 32, 2, 0), ("paced", single, 32, 2, pace))
-    # No framework at all: read the body, send start and body (bench/bare_asgi_app.py).
-    run(
-        "bare",
-        "bench.bare_asgi_app:app",
-        w,
-        False,
-        ("max", single, 32, 2, 0),
-        ("paced", single, 32, 2, pace_bare),
-    )
     v2_body, v2_path = v2_single(card, example, work / "v2-single.json")
-    app_jobs = [
-        ("max", single, 32, 2, 0),
-        ("v2-max", v2_body, 32, 2, 0, v2_path),
-        ("paced", single, 32, 2, pace),
-        ("paced-bare", single, 32, 2, pace_bare),
-    ]
-    run("app", None, w, False, *app_jobs, ("batch", batch, 2 * w, 2, 0))
     vector = vector_model()
     vcard = load_bundle(vector).card
     vsingle = work / "vector-single.json"
@@ -293,13 +294,48 @@ def main() -> None:
     vbatch = work / "vector-batch.json"
     vbatch.write_bytes(batch_body(vcard, 10_000))
     v2_vbody, v2_vpath = v2_single(vcard, vrow, work / "v2-vector-single.json")
+    app_jobs = [
+        ("max", single, 32, 2, 0),
+        ("v2-max", v2_body, 32, 2, 0, v2_path),
+        ("paced", single, 32, 2, pace),
+        ("paced-bare", single, 32, 2, pace_bare),
+    ]
     vjobs = [
         ("max", vsingle, 32, 2, 0),
         ("v2-max", v2_vbody, 32, 2, 0, v2_vpath),
         ("paced", vsingle, 32, 2, pace),
         ("paced-bare", vsingle, 32, 2, pace_bare),
     ]
-    run("vector", None, w, False, *vjobs, ("batch", vbatch, 2 * w, 2, 0), model=vector)
+    for n in range(args.rounds):
+        into = {"load_at_start": os.getloadavg()[0], "time": time.strftime("%H:%M:%S")}
+        rounds.append(into)
+        print(f"round {n + 1}, load {into['load_at_start']:.1f}", file=sys.stderr)
+        last = n == args.rounds - 1  # the batch runs once, in the last round (PSS after it)
+        run("ceiling", ceiling, w, False, ("max", single, 32, 2, 0), ("paced", single, 32, 2, pace))
+        # No framework at all: read the body, send start and body (bench/bare_asgi_app.py).
+        bare_jobs = (("max", single, 32, 2, 0), ("paced", single, 32, 2, pace_bare))
+        run("bare", "bench.bare_asgi_app:app", w, False, *bare_jobs)
+        app_batch = [("batch", batch, 2 * w, 2, 0)] if last else []
+        vector_batch = [("batch", vbatch, 2 * w, 2, 0)] if last else []
+        servers: list[tuple[str, list[tuple], dict[str, Any]]] = [
+            ("app", [*app_jobs, *app_batch], {}),
+            ("vector", [*vjobs, *vector_batch], {"model": vector}),
+        ]
+        if args.before:  # the same rows through the other checkout's app
+            before = args.before.resolve()
+            servers += [
+                ("app-before", app_jobs[:2], {"checkout": before}),
+                ("vector-before", vjobs[:2], {"model": vector, "checkout": before}),
+            ]
+        for name, jobs, kwargs in servers[:: 1 if n % 2 == 0 else -1]:  # who goes first
+            run(name, None, w, False, *jobs, **kwargs)
+    into = results
+    results["rounds"] = rounds
+    for key in rounds[0]:
+        if isinstance(rounds[0][key], dict) and "rps" in rounds[0][key]:
+            results[key] = median_run(key, [r[key] for r in rounds])
+    for key in rounds[-1]:  # the batch runs and the PSS after them: the last round's
+        results.setdefault(key, rounds[-1][key])
     run("vector-1worker", None, 1, False, ("batch", vbatch, 2, 1, 0), model=vector)
     # The memory yardstick: the same estimator in a minimal FastAPI app, plain gunicorn.
     run("minimal", "bench.minimal_app:app", w, False, ("max", vsingle, 32, 2, 0), plain=True)
@@ -308,7 +344,7 @@ def main() -> None:
     run("app-1worker", None, 1, False, ("batch", batch, 2, 1, 0))
     results["in_process_s"] = in_process(batch.read_bytes(), seconds=5)
     results["vector_in_process_s"] = in_process(vbatch.read_bytes(), seconds=3, model_dir=vector)
-    results["half_ceiling_rps"] = half_ceiling()
+    results["half_ceiling_rps"] = results["ceiling/max"]["rps"] / 2
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
     report(results)

@@ -3,7 +3,57 @@
 from typing import Any
 
 
+def median_run(key: str, runs: list[dict]) -> dict:
+    """The median round's run (the lower middle of an even count): by requests/s, or for
+    a paced run (a fixed rate) by its p99."""
+    measure = "p99_us" if "paced" in key else "rps"
+    return sorted(runs, key=lambda run: run[measure])[(len(runs) - 1) // 2]
+
+
+def report_rounds(r: dict[str, Any]) -> None:
+    """Each round's single-prediction figures and ratios, and the ratios' medians."""
+    rows: list[tuple[str, Any]] = [
+        ("load average at the start", lambda x: f"{x['load_at_start']:.1f} ({x['time']})"),
+        ("bare ASGI, max req/s", lambda x: f"{x['bare/max']['rps']:,.0f}"),
+        ("FastAPI ceiling, max req/s", lambda x: f"{x['ceiling/max']['rps']:,.0f}"),
+    ]
+    ratios: dict[str, Any] = {}
+    for name in ("app", "vector", "app-before", "vector-before"):
+        if f"{name}/max" not in r["rounds"][0]:
+            continue
+        rows.append((f"{name}, max req/s", lambda x, n=name: f"{x[n + '/max']['rps']:,.0f}"))
+        ratios[f"{name} / bare"] = lambda x, n=name: x[n + "/max"]["rps"] / x["bare/max"]["rps"]
+        ratios[f"{name} / FastAPI ceiling"] = lambda x, n=name: (
+            x[n + "/max"]["rps"] / x["ceiling/max"]["rps"]
+        )
+        rows.append((f"{name} /v2 infer single, req/s",
+                     lambda x, n=name: f"{x[n + '/v2-max']['rps']:,.0f}"))  # fmt: skip
+        ratios[f"{name} /v2 / native"] = lambda x, n=name: (
+            x[n + "/v2-max"]["rps"] / x[n + "/max"]["rps"]
+        )
+    for name in ("app", "vector"):
+        rows.append((f"{name} p99 ms at half the bare max (achieved req/s)",
+                     lambda x, n=name: f"{x[n + '/paced-bare']['p99_us'] / 1000:.2f}"
+                     f" ({x[n + '/paced-bare']['rps']:,.0f})"))  # fmt: skip
+    rows.append(("bare p99 ms at half its max (achieved req/s)",
+                 lambda x: f"{x['bare/paced']['p99_us'] / 1000:.2f}"
+                 f" ({x['bare/paced']['rps']:,.0f})"))  # fmt: skip
+    n = len(r["rounds"])
+    print(f"\n| per round (median of {n}) | " + " | ".join(f"r{i + 1}" for i in range(n))
+          + " | median |")  # fmt: skip
+    print("| --- |" + " ---: |" * (n + 1))
+    for label, cell in rows:
+        print(f"| {label} | " + " | ".join(cell(x) for x in r["rounds"]) + " | |")
+    for label, ratio in ratios.items():
+        values = [ratio(x) for x in r["rounds"]]
+        median = sorted(values)[(n - 1) // 2]
+        print(f"| **{label}** | " + " | ".join(f"{v:.0%}" for v in values)
+              + f" | **{median:.0%}** |")  # fmt: skip
+
+
 def report(r: dict[str, Any]) -> None:
+    if "rounds" in r:
+        report_rounds(r)
     c, a = r["ceiling/max"], r["app/max"]
     cp, ap = r["ceiling/paced"], r["app/paced"]
     ip = r["in_process_s"]
