@@ -69,6 +69,10 @@ class Codec(Protocol[Request]):
 
     def encode(self, request: Request, scores: Scores) -> bytes: ...
 
+    def encode_row(self, request: Request, proba: list[float], winner: int) -> bytes:
+        """The same answer for one row, from Python floats."""
+        ...
+
 
 def load_json(body: bytes) -> Any:
     """The body's JSON document; 400 malformed_json (with a hint for NaN) otherwise."""
@@ -237,16 +241,15 @@ class Predictor:
         numbers = orjson.dumps(proba)[1:-1].split(b",")
         return self._head + self._row_templates[winner] % tuple(numbers) + b"]}", winner
 
-    def _single_scores(self, instance: Any) -> Scores | None:
-        """The same for a protocol that encodes Scores itself (/v2 infer)."""
+    def _single_row(self, instance: Any) -> tuple[list[float], int] | None:
+        """The same as probabilities and winning class, for a protocol that encodes them
+        itself (/v2 infer)."""
         if self._answers:
             tabled = self._tabled(instance)
-            return None if tabled is None else tabled[1]
-        row = self._row(instance)
-        if row is None:
-            return None
-        proba, winner = row
-        return Scores(np.array([proba]), np.array([winner]), self._one_hot[winner])
+            if tabled is None:
+                return None
+            return tabled[1].proba[0].tolist(), int(tabled[1].winners[0])
+        return self._row(instance)
 
     def _count_single(self, winner: int) -> None:
         if self.metrics is not None:
@@ -282,10 +285,10 @@ class Predictor:
         """Another protocol's body to its answer, through the same checks and scores."""
         request = codec.decode(body, self.check_batch_size)
         if len(request.instances) == 1:
-            scores = self._single_scores(request.instances[0])
-            if scores is not None:
-                self._count_single(int(scores.winners[0]))
-                return codec.encode(request, scores)
+            row = self._single_row(request.instances[0])
+            if row is not None:
+                self._count_single(row[1])
+                return codec.encode_row(request, *row)
         return codec.encode(request, self.score(request.instances, codec.loc))
 
     def form(self, values: Mapping[str, list[str]]) -> np.ndarray:

@@ -229,24 +229,37 @@ class Codec:
     # -- answers ------------------------------------------------------------------------
 
     def encode(self, request: InferRequest, scores: Scores) -> bytes:
-        rows = len(scores.winners)
+        wanted = request.outputs
+        proba = (
+            np.ascontiguousarray(scores.proba, dtype=np.float64).ravel()
+            if PROBABILITIES in wanted
+            else None
+        )
+        labels = self._labels[scores.winners].tolist() if LABEL in wanted else None
+        return self._answer(request, len(scores.winners), proba, labels)
+
+    def encode_row(self, request: InferRequest, proba: list[float], winner: int) -> bytes:
+        """One row's answer without numpy: orjson writes Python floats as it writes the
+        float64s of `encode`, so the bytes are the same."""
+        return self._answer(request, 1, proba, [self.classes[winner]])
+
+    def _answer(
+        self, request: InferRequest, rows: int, proba: Any, labels: list[str] | None
+    ) -> bytes:
         outputs = []
         for name in request.outputs:
             if name == PROBABILITIES:
-                proba = np.ascontiguousarray(scores.proba, dtype=np.float64)
                 outputs.append(
                     {
                         "name": PROBABILITIES,
                         "datatype": "FP64",
                         "shape": [rows, len(self.classes)],
-                        "data": proba.ravel(),
+                        "data": proba,
                     }
                 )
             else:
-                labels = self._labels[scores.winners].tolist()
-                outputs.append(
-                    {"name": LABEL, "datatype": "BYTES", "shape": [rows], "data": labels}
-                )
+                label = {"name": LABEL, "datatype": "BYTES", "shape": [rows], "data": labels}
+                outputs.append(label)
         doc: dict[str, Any] = {**self._head, "outputs": outputs}
         if request.id is not None:
             doc["id"] = request.id

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from app.errors import ApiError
 from app.predict import Scores
 from app.schema import compile_schema
-from app.v2_codec import Codec, ProtocolError, protocol_error
+from app.v2_codec import OUTPUTS, Codec, InferRequest, ProtocolError, protocol_error
 from app.v2_metadata import model_metadata
 
 TEAMS_FIELD = {"name": "home_team", "type": "string", "enum": ["Flamengo", "Palmeiras"]}
@@ -408,3 +408,18 @@ def test_any_json_is_decoded_or_refused_with_an_api_error(inputs, extra):
             assert protocol_error(exc).body()["error"]
         else:
             assert request.instances
+
+
+def test_encode_row_is_encode_of_one_row_byte_for_byte(record_codec) -> None:
+    """The single-row answer (Python floats, no numpy) is the batch encoder's bytes, with
+    and without an id, for each output selection."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        proba = rng.dirichlet(np.ones(3))[None, :] ** rng.uniform(0.5, 3)
+        winner = int(proba.argmax())
+        scores = Scores(proba, np.array([winner]), np.eye(3, dtype=np.int64)[winner])
+        for outputs in (OUTPUTS, ("label",), ("probabilities",)):
+            for request_id in (None, "r-1"):
+                request = InferRequest(request_id, [{}], outputs)
+                want = record_codec.encode(request, scores)
+                assert record_codec.encode_row(request, proba[0].tolist(), winner) == want
