@@ -121,6 +121,15 @@ def _run(moto_server: str, tmp_path: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def _a_builder_left_running(cloud: dict) -> dict:
+    """A Python builder instance some other run launched (interrupted, or still building)."""
+    [instance] = cloud["ec2"].run_instances(
+        ImageId=cloud["image"], SubnetId=cloud["subnet"], MinCount=1, MaxCount=1,
+        TagSpecifications=_tagged("python-builder"),
+    )["Instances"]  # fmt: skip
+    return instance
+
+
 def _terminated_at(instance: dict) -> datetime:
     """When moto terminated the instance: "User initiated (YYYY-MM-DD HH:MM:SS UTC)"."""
     stamp = instance["StateTransitionReason"].split("(", 1)[1].removesuffix(" UTC)")
@@ -136,10 +145,7 @@ def test_a_missing_package_launches_a_copy_of_the_app_instance_and_terminates_it
     cloud: dict, moto_server: str, tmp_path: Path
 ) -> None:
     ec2 = cloud["ec2"]
-    [leftover] = ec2.run_instances(
-        ImageId=cloud["image"], SubnetId=cloud["subnet"], MinCount=1, MaxCount=1,
-        TagSpecifications=_tagged("python-builder"),
-    )["Instances"]  # fmt: skip
+    leftover = _a_builder_left_running(cloud)
 
     proc = _run(moto_server, tmp_path)
     out = proc.stdout[-6000:] + proc.stderr[-2000:]
@@ -183,10 +189,7 @@ def test_a_build_while_another_run_holds_the_fleet_is_refused_and_touches_no_bui
     """Another configure building meanwhile: its builder (the "leftover" here) is neither
     terminated nor joined by a second one, and its lock stays."""
     ec2 = cloud["ec2"]
-    [theirs] = ec2.run_instances(
-        ImageId=cloud["image"], SubnetId=cloud["subnet"], MinCount=1, MaxCount=1,
-        TagSpecifications=_tagged("python-builder"),
-    )["Instances"]  # fmt: skip
+    theirs = _a_builder_left_running(cloud)
     s3 = boto3.client("s3")
     held = fleet_lock.acquire(s3, BUCKET, "python-build", "cpython", holder="ci@other")
 
@@ -233,10 +236,7 @@ def test_a_leftover_is_left_while_another_run_holds_the_fleet_then_terminated(
     lock: left running (and the run passing) while another run holds the fleet."""
     _publish_package(tmp_path)
     ec2 = cloud["ec2"]
-    [leftover] = ec2.run_instances(
-        ImageId=cloud["image"], SubnetId=cloud["subnet"], MinCount=1, MaxCount=1,
-        TagSpecifications=_tagged("python-builder"),
-    )["Instances"]  # fmt: skip
+    leftover = _a_builder_left_running(cloud)
     s3 = boto3.client("s3")
     held = fleet_lock.acquire(s3, BUCKET, "release", "v1", holder="ci@other")
 
