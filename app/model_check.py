@@ -17,6 +17,7 @@ it under the service unit's sandbox (systemd-run with the unit's protections).
 
 import argparse
 import json
+import logging
 import math
 import sys
 import warnings
@@ -54,7 +55,11 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     from app.predict import Predictor
 
     path = Path(args.bundle).resolve()
+    # The loader logs why it could not load; the one line below says it (stderr is the
+    # role's refusal message).
+    logging.disable(logging.ERROR)
     state = load_model_state(path)
+    logging.disable(logging.NOTSET)
     if not state.ready:
         return _fail(f"the app cannot load {path}: {state.reason}")
     if args.expect_version and state.version != args.expect_version:

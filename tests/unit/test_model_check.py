@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -18,6 +19,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from app import model_check
 from ml.bundle import archive_bundle, write_bundle
+from ml.card import MODEL_FILE
 from tests.unit.bundle.bundle_helpers import make_data, vector_fields
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +75,34 @@ def test_smoke_names_the_version_it_expected(tmp_path, data):
     result = check("smoke", str(bundle), "--expect-version", "20990101T000000Z-00000000")
     assert result.returncode == 1
     assert "expected 20990101T000000Z-00000000" in result.stderr
+
+
+class _WritesAMarker:
+    """Unpickling this creates a file: the proof that a load ran the pickle."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))  # opening it for writing creates it
+
+
+def test_smoke_checks_every_file_before_it_unpickles_anything(tmp_path, data):
+    # The role runs `smoke` alone (no separate `verify`): a model file swapped after
+    # packaging must be refused on its sha256 without ever being loaded.
+    bundle = vector_bundle(tmp_path, LogisticRegression(), *data)
+    marker = tmp_path / "unpickled"
+    joblib.dump(_WritesAMarker(marker), bundle / MODEL_FILE)
+    joblib.load(bundle / MODEL_FILE)  # the swapped file does run code when loaded...
+    assert marker.exists()
+    marker.unlink()
+    result = check("smoke", str(bundle))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("palpite-model-check: the app cannot load ")
+    assert f"checksum mismatch for {MODEL_FILE}" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr  # one line: the role's message
+    assert not marker.exists()  # ...but smoke refused it before loading
 
 
 def test_the_console_script_is_this_entry_point():
