@@ -60,7 +60,7 @@ def test_a_failure_after_the_canary_switched_puts_every_host_back(env: Env) -> N
                 *BREAKING_OK,
                 *NO_BAKE,
                 "-e",
-                "release_connect_timeout=10",  # of 30: the host is gone, not slow
+                "release_connect_timeout=5",  # of 30: the host is gone, not slow
             ),
             rate=PACED_RATE,
         )
