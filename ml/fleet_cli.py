@@ -6,7 +6,7 @@ is busy.
     python -m ml.fleet_cli status  --bucket B [--prefix P]
     python -m ml.fleet_cli acquire --bucket B --operation release --target V [--run-id ID]
     python -m ml.fleet_cli begin   --bucket B --run-id ID --target V --previous U --hosts a,b
-    python -m ml.fleet_cli phase   --bucket B --run-id ID --host a --phase drained
+    python -m ml.fleet_cli phase   --bucket B --run-id ID --host a --phase draining
     python -m ml.fleet_cli finish  --bucket B --run-id ID --outcome released
     python -m ml.fleet_cli release --bucket B --run-id ID
     python -m ml.fleet_cli unlock  --bucket B

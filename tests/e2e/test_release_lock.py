@@ -46,8 +46,8 @@ from tests.e2e.releasing import (
 )
 
 pytestmark = pytest.mark.testbed
-# A host's journal phases between its drain and its registration.
-OUT_OF_ROTATION = {"drained", "switched", "healthy"}
+# A host's journal phases from its drain (journaled before it starts) to its registration.
+OUT_OF_ROTATION = {"draining", "switched", "healthy"}
 
 
 @dataclass
@@ -94,7 +94,7 @@ def journal(env: Env) -> dict[str, Any]:
 
 
 def wait_until_out_of_rotation(env: Env, host: str, run: Wrapped) -> str:
-    """Wait until the run's journal has `host` drained or switched; return the phase."""
+    """Wait until the run's journal has `host` draining or switched; return the phase."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         assert run.process.poll() is None, f"{run.name} ended: {run.output()[-2000:]}"
@@ -217,7 +217,7 @@ def test_one_run_at_a_time_and_an_interrupted_release_is_undone_by_rollback(env:
     assert seen["refused_after"] < 10, seen["refused_after"]
     assert "release refused, the fleet is busy" in seen["loser"]
     assert seen["holder"]["run_id"] in seen["loser"]
-    assert "drained" not in seen["loser"]  # it never reached a host
+    assert "drained" not in seen["loser"] and "draining" not in seen["loser"]  # no host reached
     assert seen["code"] != 0
     assert seen["lock"] is None  # the wrapper gave it back ...
     assert seen["journal"]["finished"] is False  # ... and kept the journal

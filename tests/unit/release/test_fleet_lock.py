@@ -84,7 +84,7 @@ def test_a_stale_lock_shows_its_age_and_unlock_reports_the_unfinished_journal(
     stale = Lock("dead00000000", "ana@lost-laptop", "release", "v2", since)
     s3.put_object(Bucket=BUCKET, Key="locks/fleet.json", Body=json.dumps(stale.__dict__))
     fleet_lock.write_journal(
-        s3, BUCKET, stale, "v1", {"i-canary": "registered", "i-second": "drained"}
+        s3, BUCKET, stale, "v1", {"i-canary": "registered", "i-second": "draining"}
     )
 
     assert fleet_cli.main(["status", "--bucket", BUCKET]) == 0
@@ -92,7 +92,7 @@ def test_a_stale_lock_shows_its_age_and_unlock_reports_the_unfinished_journal(
     assert "ana@lost-laptop holds the fleet since" in status
     assert "(2 h 5 min ago): release v2, run dead00000000" in status
     assert "release v1 -> v2, NOT finished" in status
-    assert "  i-second: drained" in status
+    assert "  i-second: draining" in status
 
     t0 = time.monotonic()
     assert fleet_cli.main(["acquire", "--bucket", BUCKET, "--target", "v3"]) == 3
@@ -104,13 +104,13 @@ def test_a_stale_lock_shows_its_age_and_unlock_reports_the_unfinished_journal(
     assert fleet_cli.main(["unlock", "--bucket", BUCKET]) == 0
     out = capsys.readouterr().out
     assert "broke the lock: ana@lost-laptop" in out
-    assert "the journal left unfinished: i-canary: registered; i-second: drained" in out
+    assert "the journal left unfinished: i-canary: registered; i-second: draining" in out
     assert fleet_lock.read_lock(s3, BUCKET) is None
     assert fleet_cli.main(["acquire", "--bucket", BUCKET]) == 0
 
 
 def test_a_finished_journal_leaves_nothing_unfinished() -> None:
-    journal = {"finished": True, "hosts": {"i-a": "drained"}}
+    journal = {"finished": True, "hosts": {"i-a": "draining"}}
     assert fleet_lock.unfinished(journal) == []
     assert fleet_lock.unfinished(None) == []
     journal = {"finished": False, "hosts": {"i-a": "switched", "i-b": "not reached"}}
@@ -149,7 +149,7 @@ def test_the_journal_follows_each_host_and_finishing_frees_the_fleet(
 
     def report(host: str) -> None:
         barrier.wait()
-        for phase in ("start", "drained", "switched"):
+        for phase in ("start", "draining", "switched"):
             fleet_lock.set_phase(s3, BUCKET, "run1", host, phase)
 
     threads = [threading.Thread(target=report, args=(h,)) for h in ("i-a", "i-b")]
@@ -191,4 +191,4 @@ def test_the_journal_follows_each_host_and_finishing_frees_the_fleet(
     assert journal["finished"] is True and journal["outcome"] == "released"
     assert fleet_lock.unfinished(journal) == []
     with pytest.raises(PalpiteError, match="run run1 has no journal"):
-        fleet_lock.set_phase(s3, BUCKET, "run1", "i-a", "drained")
+        fleet_lock.set_phase(s3, BUCKET, "run1", "i-a", "draining")
