@@ -19,35 +19,27 @@ figure the median round's; --before DIR serves another checkout's app in each ro
 import argparse
 import json
 import os
-import re
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.predict import Predictor  # noqa: E402
-from app.schema import compile_schema  # noqa: E402
-from app.v2_codec import Codec  # noqa: E402
-from app.v2_metadata import row_tensors  # noqa: E402
-from bench.bench_api_report import median_run, report  # noqa: E402
-from ml.bundle import load_bundle  # noqa: E402
+from app.predict import Predictor
+from app.schema import compile_schema
+from app.v2_codec import Codec
+from app.v2_metadata import row_tensors
+from bench.bench_api_report import median_run, report
+from bench.bench_api_runner import REPO, Server, pss_mib, timed, wrk
+from ml.bundle import load_bundle
 
 MODEL = REPO / ".cache" / "serve" / "models" / "current"
 BENCH_DIR = REPO / ".cache" / "bench"
 OUT = BENCH_DIR / "bench_api.json"
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-WRK_SCRIPT = Path(__file__).parent / "wrk_post.lua"
-PORT = 18600
 
 
 def vector_model() -> Path:
@@ -75,112 +67,6 @@ def vector_model() -> Path:
         )
         current.symlink_to(Path("releases") / bundle.name)
     return current
-
-
-class Server:
-    def __init__(
-        self,
-        app: str | None,
-        workers: int,
-        reuse_port: bool,
-        log: Path,
-        model: Path = MODEL,
-        plain: bool = False,
-        checkout: Path = REPO,
-    ) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PALPITE_", "PROMETHEUS_"))}
-        env |= {
-            # That checkout's app, whatever the venv's .pth points at (a git worktree).
-            "PYTHONPATH": str(checkout),
-            "PALPITE_MODEL_DIR": str(model),
-            "PALPITE_BIND": f"127.0.0.1:{PORT}",
-            "PALPITE_WORKERS": str(workers),
-            "PALPITE_REUSE_PORT": "1" if reuse_port else "0",
-            # The JSON access log stays on: it is part of what a request costs.
-            "PALPITE_ACCESS_LOG": str(log.with_suffix(".access")),
-        }
-        cmd = [str(GUNICORN), "-c", "app/gunicorn.conf.py", *([app] if app else [])]
-        if plain:  # gunicorn's own defaults, as a first app would run (bench/minimal_app.py)
-            env["BENCH_MINIMAL_ESTIMATOR"] = str(BENCH_DIR / "vector.joblib")
-            cmd = [str(GUNICORN), "-w", str(workers), "-k", "uvicorn_worker.UvicornWorker",
-                   "-b", f"127.0.0.1:{PORT}", "--log-level", "info", str(app)]  # fmt: skip
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                cmd, cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 180
-        while log.read_text().count("Application startup complete") < workers:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
-
-
-def pss_mib(pid: int) -> float:
-    """Proportional set size of a process and its children (a gunicorn master and its
-    workers), MiB: shared pages (the master's pre-imports) counted once in total."""
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(c) for c in (task / "children").read_text().split()]
-    total_kib = 0
-    for p in pids:
-        for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                total_kib += int(line.split()[1])
-    return total_kib / 1024
-
-
-def connection_spread() -> list[int]:
-    """Established connections per worker pid on the bench port, largest first."""
-    out = subprocess.run(
-        ["ss", "-tnpH", "state", "established", f"( sport = :{PORT} )"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    pids = Counter(re.findall(r"pid=(\d+)", out))
-    return sorted(pids.values(), reverse=True)
-
-
-def wrk(
-    body: Path,
-    connections: int,
-    duration: int,
-    threads: int = 2,
-    delay_ms: float = 0,
-    path: str = "/predict",
-) -> dict:
-    env = {**os.environ, "WRK_BODY": str(body), "WRK_DELAY_MS": f"{delay_ms:.3f}"}
-    cmd = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-        "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{PORT}{path}",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
-    time.sleep(duration / 2)
-    spread = connection_spread()
-    stdout, _ = proc.communicate(timeout=duration + 30)
-    line = next(x for x in stdout.splitlines() if x.startswith("WRK_JSON "))
-    result = json.loads(line.removeprefix("WRK_JSON "))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    result["spread"] = spread
-    return result
-
-
-def timed(fn: Any, seconds: float) -> float:
-    """Median seconds per call over `seconds` of calls (at least 5)."""
-    times: list[float] = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end or len(times) < 5:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def batch_body(card: dict, rows: int, seed: int = 0) -> bytes:
@@ -262,7 +148,8 @@ def main() -> None:
         plain: bool = False,
         checkout: Path = REPO,
     ) -> None:
-        server = Server(app, workers, reuse, work / f"{name}.log", model, plain, checkout)
+        estimator = BENCH_DIR / "vector.joblib" if plain else None
+        server = Server(app, workers, reuse, work / f"{name}.log", model, estimator, checkout)
         try:
             for key, body, conns, threads, delay, *path in jobs:
                 delay_ms = delay() if callable(delay) else delay
