@@ -24,7 +24,7 @@ def test_sustained_half_the_bare_max_is_the_target() -> None:
     lines = p99_target_lines(results(app_at_half_rps=19_500), "app", "football")
     assert lines == [
         "| football: p99 ms at half the bare max, sustained (requested ~20,000 req/s;"
-        " achieved 19,500, bare 19,900) | 3.00 | 1.00 | 3.00x | <= 2x |"
+        " achieved 19,500 (98%), bare 19,900) | 3.00 | 1.00 | 3.00x | <= 2x |"
     ]
 
 
@@ -36,7 +36,7 @@ def test_not_sustained_falls_back_to_80_percent_of_its_own_max() -> None:
     )
     assert lines[1] == (
         "| football: p99 ms at 80% of its own max (requested ~16,000 req/s;"
-        " achieved 15,800, bare 15,900) | 1.80 | 1.20 | 1.50x | <= 2x |"
+        " achieved 15,800 (99%), bare 15,900) | 1.80 | 1.20 | 1.50x | <= 2x |"
     )
 
 
@@ -49,4 +49,4 @@ def test_the_rows_come_from_one_round_the_median_ratio() -> None:
         one["bare/paced-app80"] = paced(rate - 50, rate, 1.0)
         rounds.append(one)
     row = p99_target_lines({"rounds": rounds}, "app", "football")[1]
-    assert "requested ~16,000 req/s; achieved 15,900, bare 15,950) | 2.00 | 1.00 | 2.00x" in row
+    assert "~16,000 req/s; achieved 15,900 (99%), bare 15,950) | 2.00 | 1.00 | 2.00x" in row
