@@ -11,8 +11,9 @@ wrk run lasts --duration seconds). Method and results: docs/benchmarks.md, "Mode
 2. latency: p99 at a paced rate of half the ceiling's maximum, app vs ceiling; at half
    the bare callable's maximum, each model vs the bare callable (issue 21's target); and,
    the issue's fallback where a model cannot hold that rate, each model at 80% of its own
-   maximum vs the bare callable restarted at that same rate. A paced run records the rate
-   it asked for beside the one it achieved.
+   maximum vs the bare callable restarted at that same rate. bench/wrk_post.lua sends a
+   paced run's requests on a clock; the run records the rate it asked for beside the one
+   it achieved.
 3. batches: rows/s for 10,000-row requests through the server vs the same work
    in-process on the same body, and the in-process split between the steps.
 
@@ -39,7 +40,7 @@ from app.schema import compile_schema
 from app.v2_codec import Codec
 from app.v2_metadata import row_tensors
 from bench.bench_api_report import median_run, report
-from bench.bench_api_runner import REPO, Server, pace_ms, pss_mib, timed, wrk
+from bench.bench_api_runner import REPO, Server, pss_mib, timed, wrk
 from ml.bundle import load_bundle
 
 MODEL = REPO / ".cache" / "serve" / "models" / "current"
@@ -157,9 +158,9 @@ def main() -> None:
         estimator = BENCH_DIR / "vector.joblib" if plain else None
         server = Server(app, workers, reuse, work / f"{name}.log", model, estimator, checkout)
         try:
-            for key, body, conns, threads, delay, *path in jobs:
-                delay_ms = delay() if callable(delay) else delay
-                into[f"{name}/{key}"] = r = wrk(body, conns, d, threads, delay_ms, *path)
+            for key, body, conns, threads, paced_at, *path in jobs:
+                rate = paced_at() if callable(paced_at) else paced_at  # req/s; 0: unpaced
+                into[f"{name}/{key}"] = r = wrk(body, conns, d, threads, rate, *path)
                 asked = f" (of {r['requested_rps']:.0f})" if "requested_rps" in r else ""
                 print(f"{name}/{key}: {r['rps']:.0f}{asked} req/s, p99 {r['p99_us'] / 1000:.2f} ms,"
                       f" errors {r['socket_errors']}+{r['non2xx']}, spread {r['spread']},"
@@ -173,15 +174,15 @@ def main() -> None:
 
     # Paced runs' rates, read when the run starts, from this round's max runs.
     def pace() -> float:  # half the FastAPI ceiling's maximum
-        return pace_ms(into["ceiling/max"]["rps"] / 2)
+        return into["ceiling/max"]["rps"] / 2
 
     def pace_bare() -> float:  # half the bare ASGI callable's maximum (issue 21's p99 target)
-        return pace_ms(into["bare/max"]["rps"] / 2)
+        return into["bare/max"]["rps"] / 2
 
     def pace_own80(name: str) -> Callable[[], float]:
         """80% of that server's own maximum: issue 21's fallback rate, for when palpite
         cannot hold half the bare maximum."""
-        return lambda: pace_ms(0.8 * into[f"{name}/max"]["rps"])
+        return lambda: 0.8 * into[f"{name}/max"]["rps"]
 
     v2_body, v2_path = v2_single(card, example, work / "v2-single.json")
     vector = vector_model()

@@ -97,9 +97,12 @@ def connection_spread() -> list[int]:
     return sorted(pids.values(), reverse=True)
 
 
-def pace_ms(rate: float, connections: int = 32) -> float:
-    """The wait between requests on each connection that asks for `rate` requests/s."""
-    return connections / rate * 1000
+def pacing(rate: float, threads: int) -> tuple[dict[str, str], dict[str, float]]:
+    """What bench/wrk_post.lua is told to send `rate` requests/s over `threads` wrk
+    threads (its environment), and what the run records of it: the rate asked for and
+    the interval between each wrk thread's send slots."""
+    env = {"WRK_RATE": f"{rate:.3f}", "WRK_THREADS": str(threads)}
+    return env, {"requested_rps": rate, "wrk_thread_interval_ms": threads / rate * 1000}
 
 
 def wrk(
@@ -107,12 +110,16 @@ def wrk(
     connections: int,
     duration: int,
     threads: int = 2,
-    delay_ms: float = 0,
+    rate: float = 0,
     path: str = "/predict",
 ) -> dict[str, Any]:
     """One wrk run POSTing `body`: its WRK_JSON summary, with requests/s, the connection
-    spread mid-run and, when paced, the rate asked for."""
-    env = {**os.environ, "WRK_BODY": str(body), "WRK_DELAY_MS": f"{delay_ms:.3f}"}
+    spread mid-run and, when paced (`rate` requests/s, sent on a clock by wrk_post.lua;
+    latency from send to answer, as wrk measures it), the rate asked for."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WRK_RATE", "WRK_THREADS")}
+    env["WRK_BODY"] = str(body)
+    paced_env, paced_fields = pacing(rate, threads) if rate > 0 else ({}, {})
+    env |= paced_env
     cmd = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
         "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{PORT}{path}",
@@ -125,12 +132,9 @@ def wrk(
     result = json.loads(line.removeprefix("WRK_JSON "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["spread"] = spread
-    if delay_ms > 0:
-        # Whether a paced run held its rate is judged against this. wrk waits after each
-        # answer, not on a clock, and in whole milliseconds (it truncates the delay), so
-        # achieved < requested even for a server that keeps up.
-        result["requested_rps"] = connections / delay_ms * 1000
-        result["wrk_delay_ms"] = int(delay_ms)
+    # Whether a paced run held its rate is judged against requested_rps: a server that
+    # keeps up is sent that rate; one that does not falls behind the schedule.
+    result |= paced_fields
     return result
 
 
