@@ -124,19 +124,47 @@ def test_a_configuration_change_restarts_hosts_one_at_a_time_under_load(env: Env
     # No way back needed: test_site.py's second site.yml ran before, the teardown follows.
 
 
+# The second host's reboot command fails once, as one did right after the updates in a
+# clean-clone run ("Failed to schedule shutdown: Transport endpoint is not connected":
+# shutdown could not reach logind): `shutdown` is diverted (dpkg-divert, so an upgrade of
+# systemd-sysv installs beside it) to a script that puts the real one back and fails.
+DIVERT = "dpkg-divert --local --rename --divert /sbin/shutdown.palpite-test"
+SHUTDOWN_FAILS_ONCE = f"""
+set -eu
+{DIVERT} --add /sbin/shutdown >/dev/null
+printf '%s\\n' '#!/bin/sh' 'rm -f /sbin/shutdown' '{DIVERT} --remove /sbin/shutdown >/dev/null' \\
+  'echo "Failed to schedule shutdown: Transport endpoint is not connected" >&2' 'exit 1' \\
+  > /sbin/shutdown
+chmod 0755 /sbin/shutdown
+"""
+SHUTDOWN_PUT_BACK = (
+    f'[ -z "$(dpkg-divert --list /sbin/shutdown)" ] || {{ rm -f /sbin/shutdown;'
+    f" {DIVERT} --remove /sbin/shutdown >/dev/null; }}"
+)
+
+
 def test_patch_with_a_forced_reboot_fails_no_request(env: Env) -> None:
     card = front_door_request("GET", "/model").json()
     home, away = card["input_schema"]["fields"][0]["enum"][:2]
     model = env.production()["version"]
+    second = env.hosts[1]
     pid1_started = {h.name: on_host(h, "cut -d' ' -f22 /proc/1/stat").strip() for h in env.hosts}
-    run, report, _ = under_load(
-        "patch",
-        (home, away),
-        lambda: release("patch", "-e", "patch_reboot=always", playbook="playbooks/patch.yml"),
-        rate=PACED_RATE,
-    )
+    on_host(second, SHUTDOWN_FAILS_ONCE)
+    try:
+        run, report, _ = under_load(
+            "patch",
+            (home, away),
+            lambda: release("patch", "-e", "patch_reboot=always", playbook="playbooks/patch.yml"),
+            rate=PACED_RATE,
+        )
+    finally:  # the real shutdown back, had the run never called it
+        on_host(second, SHUTDOWN_PUT_BACK)
     assert_no_failed_request(run, report, env)
     assert_one_host_at_a_time(run, env)
+    # The failed reboot command was asked again, and the second ask rebooted the host.
+    assert f"FAILED - RETRYING: [{second.name}]: Reboot" in run.output, run.output[-3000:]
+    shipped = on_host(second, "dpkg-divert --list /sbin/shutdown; readlink /sbin/shutdown")
+    assert shipped.strip() == "/bin/systemctl"  # no diversion left, the real one back
     for host in env.hosts:
         assert on_host(host, "cut -d' ' -f22 /proc/1/stat").strip() != pid1_started[host.name], (
             f"{host.name} did not reboot"
