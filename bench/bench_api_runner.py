@@ -128,13 +128,19 @@ def wrk(
     time.sleep(duration / 2)
     spread = connection_spread()
     stdout, _ = proc.communicate(timeout=duration + 30)
-    line = next(x for x in stdout.splitlines() if x.startswith("WRK_JSON "))
-    result = json.loads(line.removeprefix("WRK_JSON "))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result = wrk_summary(stdout)
     result["spread"] = spread
     # Whether a paced run held its rate is judged against requested_rps: a server that
     # keeps up is sent that rate; one that does not falls behind the schedule.
     result |= paced_fields
+    return result
+
+
+def wrk_summary(stdout: str) -> dict[str, Any]:
+    """The summary wrk_post.lua prints (its WRK_JSON line), with requests/s."""
+    line = next(x for x in stdout.splitlines() if x.startswith("WRK_JSON "))
+    result = json.loads(line.removeprefix("WRK_JSON "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
 
 

@@ -28,8 +28,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.bench_api_runner import WRK_SCRIPT, wrk_summary  # noqa: E402
+
 TESTBED = REPO / "tests" / "testbed" / "testbed"
-WRK_SCRIPT = Path(__file__).parent / "wrk_post.lua"
 WORK = "/run/palpite-bench"
 DIRECT, PROXIED = "127.0.0.1:8099", "127.0.0.1:8098"
 RELEASE = "/srv/palpite/app/current"
@@ -104,9 +107,8 @@ def wrk(host: str, address: str, seconds: int, connections: int, threads: int) -
         f" -c{connections} -d{seconds}s --timeout 10s -s {WORK}/wrk_post.lua"
         f" http://{address}/predict"
     )
-    line = next(x for x in on_host(host, run).splitlines() if x.startswith("WRK_JSON "))
-    result = json.loads(line.removeprefix("WRK_JSON "))
-    result["rps"] = round(result["requests"] / (result["duration_us"] / 1e6), 1)
+    result = wrk_summary(on_host(host, run))
+    result["rps"] = round(result["rps"], 1)
     return result
 
 
