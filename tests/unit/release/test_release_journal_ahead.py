@@ -46,3 +46,23 @@ def test_the_phase_written_ahead_counts_as_out_of_rotation():
     at_rest = reconcile[0]["vars"]["fleet_at_rest"]
     assert "draining" not in at_rest
     assert set(at_rest) == set(AT_REST)
+
+
+def _journaled_events() -> set[str]:
+    tasks = yaml.safe_load((FLOW.parent / "release_event.yml").read_text())
+    (write,) = [t for t in tasks if t.get("ansible.builtin.include_tasks") == "fleet_phase.yml"]
+    condition = write["when"]
+    assert condition.startswith("release_event in "), condition
+    return set(yaml.safe_load(condition.removeprefix("release_event in ")))
+
+
+def test_every_way_back_into_rotation_is_journaled():
+    # "draining" is written ahead and counts as out of rotation until a later write: each
+    # event that ends a host's flow in rotation must reach the journal, or a finished host
+    # would look left out to the next run.
+    journaled = _journaled_events()
+    assert {"registered", "rolled_back"} <= journaled
+    assert journaled <= AT_REST | {"failed"}
+    # Steps inside the drained window (switched, healthy) add nothing a reconcile uses:
+    # the host is out of rotation either way.
+    assert not journaled & {"switched", "healthy", "drained"}
