@@ -5,10 +5,6 @@ controller against a moto server, as site.yml does with the builder and no resta
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +12,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.unit.release.playbook_run import run_playbook
+
 REPO = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
 BUCKET = "palpite-test-fleet"
 
 PLAYBOOK = """
@@ -78,19 +75,10 @@ def test_a_run_that_gave_the_fleet_back_starts_no_journal(
         "fleet_repo_dir": str(REPO),
         "release_ml_environment": aws,
     }
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"), str(playbook),
-         "-e", json.dumps(extra)],
-        env=env, capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
-    )  # fmt: skip
-    output = " ".join((result.stdout + result.stderr).split())
-    assert result.returncode == 0, output[-2000:]
+    rc, output = run_playbook(
+        tmp_path, "app:\n  hosts:\n    app-1: {ansible_connection: local}\n", PLAYBOOK, extra
+    )
+    assert rc == 0, output[-2000:]
     assert "does not hold the fleet" not in output
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip

@@ -11,13 +11,9 @@ results are set as the per-host flow leaves them:
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
+from tests.unit.release.playbook_run import run_playbook
 
 INVENTORY = """
 app:
@@ -58,21 +54,7 @@ PLAYBOOK = """
 
 
 def run(tmp_path: Path, released: list[str], failed: list[str]) -> tuple[int, str]:
-    (tmp_path / "inventory.yml").write_text(INVENTORY)
-    playbook = tmp_path / "outcome.yml"
-    playbook.write_text(PLAYBOOK.replace("TASKS", str(REPO / "playbooks" / "tasks")))
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_NOCOLOR": "1",
-    }
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"), str(playbook),
-         "-e", f'{{"released": {released!r}, "failed": {failed!r}}}'.replace("'", '"')],
-        env=env, capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
-    )  # fmt: skip
-    return result.returncode, " ".join((result.stdout + result.stderr).split())
+    return run_playbook(tmp_path, INVENTORY, PLAYBOOK, {"released": released, "failed": failed})
 
 
 def test_a_host_that_dropped_out_half_way_stops_the_run_and_the_pointer(tmp_path: Path) -> None:

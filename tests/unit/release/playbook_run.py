@@ -1,0 +1,35 @@
+"""Run a playbook written by a test, with the repository's tasks, on the controller: the
+one ansible-playbook call the release unit tests share."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+
+
+def run_playbook(
+    tmp_path: Path, inventory: str, playbook: str, extra: dict[str, Any]
+) -> tuple[int, str]:
+    """(exit code, output on one line); TASKS in `playbook` names playbooks/tasks."""
+    (tmp_path / "inventory.yml").write_text(inventory)
+    path = tmp_path / "play.yml"
+    path.write_text(playbook.replace("TASKS", str(REPO / "playbooks" / "tasks")))
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"), str(path),
+         "-e", json.dumps(extra)],
+        env=env, capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+    )  # fmt: skip
+    return result.returncode, " ".join((result.stdout + result.stderr).split())
