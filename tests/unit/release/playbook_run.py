@@ -1,5 +1,6 @@
 """Run a playbook written by a test, with the repository's tasks, on the controller: the
-one ansible-playbook call the release unit tests share."""
+one ansible-playbook call the release unit tests share, and the moto bucket's settings
+(conftest.py's moto_endpoint serves it)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
+BUCKET = "palpite-test-fleet"
+
+
+def s3_of(endpoint: str) -> Any:
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+
+
+def fleet_vars(endpoint: str) -> dict[str, Any]:
+    """What tasks/fleet_settle.yml sets, for the moto server at `endpoint`."""
+    return {
+        "release_bucket": BUCKET,
+        "artifact_key_prefix": "",
+        "fleet_repo_dir": str(REPO),
+        "release_ml_environment": {
+            "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        },
+    }  # fmt: skip
 
 
 def run_playbook(

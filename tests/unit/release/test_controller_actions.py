@@ -1,0 +1,103 @@
+"""The two action plugins the rolling flow runs on the controller, through ansible-playbook
+as the playbooks run them:
+- palpite_fleet_cli runs ml.fleet_cli in Ansible's worker: the same rc, stdout and stderr
+  as the command (a busy fleet is exit 3 with one line, the journal gets each phase);
+- palpite_steps_log writes a host's steps as JSON lines, and reports no change when the
+  file holds them already."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.unit.release.playbook_run import BUCKET, fleet_vars, run_playbook, s3_of
+
+INVENTORY = "app:\n  hosts:\n    app-1: {ansible_connection: local}\n"
+
+FLEET = """
+- name: Take the fleet, journal a phase, then be refused a second take
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Take the fleet
+      ansible.builtin.include_tasks: TASKS/fleet_lock.yml
+      vars: {fleet_lock_step: take, fleet_operation: release, fleet_lock_target: v1}
+    - name: Start the journal
+      ansible.builtin.include_tasks: TASKS/fleet_lock.yml
+      vars: {fleet_lock_step: begin, fleet_operation: release, release_target: {version: v1}}
+
+- name: A host leaves rotation
+  hosts: app
+  gather_facts: false
+  tasks:
+    - name: Note it
+      ansible.builtin.include_tasks: TASKS/fleet_phase.yml
+      vars: {fleet_phase: draining}
+
+- name: A second run
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Ask for the fleet again, as another run would
+      palpite_fleet_cli:
+        argv: [acquire, "--bucket={{ release_bucket }}", --operation=rollback]
+        environment: "{{ release_ml_environment }}"
+        repo_dir: "{{ fleet_repo_dir }}"
+      register: second
+      failed_when: false
+    - name: Show what it returned
+      ansible.builtin.debug:
+        msg: "SECOND rc={{ second.rc }} stderr={{ second.stderr }} stdout=[{{ second.stdout }}]"
+"""
+
+
+def test_the_fleet_command_runs_in_process_with_the_commands_results(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    rc, output = run_playbook(tmp_path, INVENTORY, FLEET, fleet_vars(moto_endpoint))
+    assert rc == 0, output[-2000:]
+    refused = "SECOND rc=3 stderr=error: rollback refused, the fleet is busy:"
+    assert refused in output, output[-1500:]
+    assert "stdout=[]" in output
+    assert "Traceback" not in output
+    journal = json.loads(
+        s3_of(moto_endpoint).get_object(Bucket=BUCKET, Key="locks/journal.json")["Body"].read()
+    )
+    assert journal["target"] == "v1"
+    assert journal["hosts"] == {"app-1": "draining"}
+
+
+STEPS = """
+- name: Log one host's steps twice
+  hosts: app
+  gather_facts: false
+  tasks:
+    - name: Write
+      palpite_steps_log:
+        dest: "{{ out }}/{{ inventory_hostname }}.jsonl"
+        events: [{event: start, time: 1.5}, {event: registered, time: 2.5, detail: "a \\"b\\""}]
+      register: first
+    - name: Write the same again
+      palpite_steps_log:
+        dest: "{{ out }}/{{ inventory_hostname }}.jsonl"
+        events: [{event: start, time: 1.5}, {event: registered, time: 2.5, detail: "a \\"b\\""}]
+      register: again
+    - name: Show both
+      ansible.builtin.debug:
+        msg: "FIRST {{ first.changed }} AGAIN {{ again.changed }}"
+"""
+
+
+def test_the_steps_log_writes_json_lines_once(tmp_path: Path) -> None:
+    out = tmp_path / "events"
+    out.mkdir()
+    rc, output = run_playbook(tmp_path, INVENTORY, STEPS, {"out": str(out)})
+    assert rc == 0, output[-2000:]
+    assert "FIRST True AGAIN False" in output
+    lines = (out / "app-1.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"event": "start", "time": 1.5},
+        {"event": "registered", "time": 2.5, "detail": 'a "b"'},
+    ]
+    assert oct((out / "app-1.jsonl").stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in out.iterdir()] == ["app-1.jsonl"]  # no partial file left
