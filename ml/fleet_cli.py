@@ -58,7 +58,11 @@ def _acquire(s3: Any, args: argparse.Namespace) -> None:
     if state:
         Path(state).write_text(json.dumps({"run_id": lock.run_id}))
     journal = fleet_lock.read_journal(s3, args.bucket, args.prefix)
-    left = journal if fleet_lock.unfinished(journal) else None
+    left = None
+    if journal is not None and fleet_lock.unfinished(journal):
+        # The reconcile (fleet_reconcile.yml) registers these again: the rule of which
+        # phases are at rest stays here, in one place.
+        left = {**journal, "out_of_rotation": fleet_lock.hosts_out_of_rotation(journal)}
     print(json.dumps({"run_id": lock.run_id, "unfinished": left}))
 
 

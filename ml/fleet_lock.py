@@ -256,11 +256,17 @@ def _put_json(s3: Any, bucket: str, key: str, body: dict[str, Any], **condition:
     )
 
 
-def out_of_rotation(journal: dict[str, Any] | None) -> list[str]:
-    """Each host an unfinished run left out of rotation, as 'host: phase'."""
+def hosts_out_of_rotation(journal: dict[str, Any] | None) -> list[str]:
+    """The hosts an unfinished run left out of rotation (what a reconcile registers again)."""
     if not journal or journal.get("finished"):
         return []
-    return [f"{h}: {p}" for h, p in sorted(journal["hosts"].items()) if p not in AT_REST]
+    return [h for h, p in sorted(journal["hosts"].items()) if p not in AT_REST]
+
+
+def out_of_rotation(journal: dict[str, Any] | None) -> list[str]:
+    """Each host an unfinished run left out of rotation, as 'host: phase'."""
+    hosts = journal["hosts"] if journal else {}
+    return [f"{h}: {hosts[h]}" for h in hosts_out_of_rotation(journal)]
 
 
 def unfinished(journal: dict[str, Any] | None) -> list[str]:

@@ -107,6 +107,10 @@ def test_a_stale_lock_shows_its_age_and_unlock_reports_the_unfinished_journal(
     assert "the journal left unfinished: i-canary: registered; i-second: draining" in out
     assert fleet_lock.read_lock(s3, BUCKET) is None
     assert fleet_cli.main(["acquire", "--bucket", BUCKET]) == 0
+    # What the reconcile registers again: the hosts whose phase is not at rest.
+    taken = json.loads(capsys.readouterr().out)
+    assert taken["unfinished"]["out_of_rotation"] == ["i-second"]
+    assert taken["unfinished"]["hosts"] == {"i-canary": "registered", "i-second": "draining"}
 
 
 def test_a_finished_journal_leaves_nothing_unfinished() -> None:
