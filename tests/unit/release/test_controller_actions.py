@@ -3,11 +3,14 @@ as the playbooks run them:
 - palpite_fleet_cli runs ml.fleet_cli in Ansible's worker: the same rc, stdout and stderr
   as the command (a busy fleet is exit 3 with one line, the journal gets each phase);
 - palpite_steps_log writes a host's steps as JSON lines, and reports no change when the
-  file holds them already."""
+  file holds them already;
+- palpite_s3_object reads small objects (None for a missing key: the production pointer's
+  "no release yet") and presigns, and a failed read is one line."""
 
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
 from tests.unit.release.playbook_run import BUCKET, fleet_vars, run_playbook, s3_of
@@ -101,3 +104,70 @@ def test_the_steps_log_writes_json_lines_once(tmp_path: Path) -> None:
     ]
     assert oct((out / "app-1.jsonl").stat().st_mode & 0o777) == "0o644"
     assert [p.name for p in out.iterdir()] == ["app-1.jsonl"]  # no partial file left
+
+
+S3 = """
+- name: Read and presign in the controller's process
+  hosts: localhost
+  gather_facts: false
+  vars:
+    aws:
+      {region: us-east-1, endpoint_url: "{{ endpoint }}", access_key: testing, secret_key: testing}
+  tasks:
+    - name: Read the production pointer, as the release playbooks do
+      ansible.builtin.include_tasks: TASKS/release_read_pointer.yml
+      vars: {release_pointer_key: models/production.json, aws_module_defaults: "{{ aws }}"}
+    - name: Keep it
+      ansible.builtin.set_fact: {present: "{{ release_pointer_read }}"}
+    - name: Read a pointer that does not exist
+      ansible.builtin.include_tasks: TASKS/release_read_pointer.yml
+      vars: {release_pointer_key: models/none.json, aws_module_defaults: "{{ aws }}"}
+    - name: Presign
+      palpite_s3_object:
+        mode: presign
+        bucket: "{{ release_bucket }}"
+        key: models/production.json
+        expiry: 60
+        region: us-east-1
+        endpoint_url: "{{ endpoint }}"
+        access_key: testing
+        secret_key: testing
+      no_log: true
+      register: signed
+    - name: Write what was read and the URL for the test
+      ansible.builtin.copy:
+        content: >-
+          {{ {'present': present, 'absent': release_pointer_read, 'url': signed.url} | to_json }}
+        dest: "{{ out }}"
+        mode: "0600"
+    - name: Read from a bucket that does not exist
+      palpite_s3_object:
+        bucket: palpite-no-such-bucket
+        keys: [x.json]
+        region: us-east-1
+        endpoint_url: "{{ endpoint }}"
+        access_key: testing
+        secret_key: testing
+"""
+
+
+def test_s3_reads_and_presigns_in_process_and_fails_in_one_line(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    pointer = {"version": "v1", "sha256": "ab" * 32}
+    s3_of(moto_endpoint).put_object(
+        Bucket=BUCKET, Key="models/production.json", Body=json.dumps(pointer).encode()
+    )
+    out = tmp_path / "read.json"
+    extra = {**fleet_vars(moto_endpoint), "endpoint": moto_endpoint, "out": str(out)}
+    rc, output = run_playbook(tmp_path, INVENTORY, S3, extra)
+    assert rc != 0  # the last task: the missing bucket
+    read = json.loads(out.read_text())
+    assert read["present"] == pointer
+    assert read["absent"] == {}
+    with urllib.request.urlopen(read["url"], timeout=10) as answer:  # moto, on loopback
+        assert json.loads(answer.read()) == pointer
+    assert "X-Amz-Signature" not in output  # the presigned URL is not logged
+    failed = "cannot read s3://palpite-no-such-bucket/x.json: An error occurred (NoSuchBucket)"
+    assert failed in output
+    assert "Traceback" not in output
