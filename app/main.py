@@ -1,6 +1,8 @@
 """The app factory: `gunicorn -c app/gunicorn.conf.py` calls `app.main:create_app()`."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from app import api, docs_pages, pages, v2
+from app.access_log import flush_all
 from app.asgi import DirectRoutes
 from app.context import AppContext
 from app.errors import ApiError, error_response
@@ -24,6 +27,15 @@ from ml.bundle import load_bundle
 log = logging.getLogger("palpite.app")
 STATIC_DIR = Path(__file__).parent / "static"
 OPENAPI_URL = "/openapi.json"
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # The server has answered its last request: write the access lines still waiting
+    # for company (app/access_log.py). uvicorn then re-raises the SIGTERM that stopped
+    # it, so no exit hook after this would run.
+    flush_all()
 
 
 def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle) -> FastAPI:
@@ -47,6 +59,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
         "/predict comes from the loaded bundle's input schema. The /v2 paths speak the Open "
         "Inference Protocol (KServe V2) over the same model (docs/inference-protocol.md).",
         openapi_url=OPENAPI_URL,
+        lifespan=_lifespan,
         docs_url=None,
         redoc_url=None,
         # FastAPI's native OpenTelemetry checks the global providers on every request;
@@ -70,7 +83,9 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
     app.add_middleware(DirectRoutes, routes=direct)
     # Added last, so outermost: request ids, the body limit, metrics and the access log
     # cover the direct endpoints too.
-    book = Bookkeeping(metrics, settings.max_body_bytes, state.version)
+    book = Bookkeeping(
+        metrics, settings.max_body_bytes, state.version, settings.access_log_flush_seconds
+    )
     app.add_middleware(ServiceMiddleware, book=book)
     # And ahead of the whole stack, the same endpoints with the same bookkeeping and 500
     # handling (app/fast_lane.py); DirectRoutes above answers them if it is turned off.

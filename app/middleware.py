@@ -31,11 +31,17 @@ class Bookkeeping:
     shared by ServiceMiddleware and the fast lane (app.fast_lane), so both keep the same
     records through the same access log."""
 
-    def __init__(self, metrics: Metrics, max_body_bytes: int, model_version: str | None) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        max_body_bytes: int,
+        model_version: str | None,
+        access_flush_seconds: float = 0.0,
+    ) -> None:
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.model_version = model_version
-        self.access = AccessLog(access_log)
+        self.access = AccessLog(access_log, access_flush_seconds)
         # Every answer says which model this worker serves, errors included.
         self.extra_headers = (
             [(MODEL_VERSION_HEADER, model_version.encode())] if model_version else []

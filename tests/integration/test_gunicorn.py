@@ -1,5 +1,6 @@
 """Real gunicorn on loopback: /metrics merged over workers, a model swap by SIGHUP under
-steady traffic with no failed request, and a process that starts without a model.
+steady traffic with no failed request, and a process that starts without a model (and
+writes its waiting access lines when it stops).
 
 One server does the metrics and the swap (a boot costs 20-30 s on a busy 2-core host):
 every /predict it answered is counted, so the counter must equal the requests sent.
@@ -138,9 +139,24 @@ def test_metrics_over_workers_and_hup_swap_under_load(start_gunicorn, releases):
 
 
 def test_starts_without_a_model(start_gunicorn, tmp_path):
-    server = start_gunicorn(workers=1, PALPITE_MODEL_DIR=str(tmp_path / "nothing"))
+    # The same server shows a stopping worker writing the access lines still waiting for
+    # their flush (the app's lifespan shutdown): they wait up to a second here.
+    server = start_gunicorn(
+        workers=1,
+        PALPITE_MODEL_DIR=str(tmp_path / "nothing"),
+        PALPITE_ACCESS_LOG_FLUSH_SECONDS="1",
+    )
     assert request(server.port, "GET", "/health/live")[0] == 200
     status, _, body = request(server.port, "GET", "/health/ready")
     assert status == 503 and b"no model at" in body
     status, _, body = request(server.port, "POST", "/predict", ROW)
     assert status == 503 and b"no_model" in body
+    assert server.access_log.read_text() == ""  # not yet written
+    server.proc.terminate()
+    server.proc.wait(timeout=30)
+    lines = server.access_lines()
+    assert [(x["path"], x["status"]) for x in lines] == [
+        ("/health/live", 200),
+        ("/health/ready", 503),
+        ("/predict", 503),
+    ]

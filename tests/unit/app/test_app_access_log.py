@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.access_log import PIPE_BUF, AccessLog
+from app.access_log import PIPE_BUF, AccessLog, flush_all
 
 
 @pytest.fixture
@@ -117,6 +117,45 @@ def test_lines_of_one_loop_pass_are_one_write_of_at_most_pipe_buf(logger) -> Non
     assert 1 < len(stream.writes) < len(lines)  # batched, and split at PIPE_BUF
     for chunk in stream.writes:
         assert len(chunk.encode()) <= PIPE_BUF and chunk.endswith("\n")
+
+
+def test_lines_within_flush_seconds_share_one_write(logger) -> None:
+    stream = CountingStream()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers = [handler]
+    access = AccessLog(logger, flush_seconds=0.05)
+
+    async def requests() -> None:
+        for n in range(3):  # three passes of the loop, one request each
+            access.write(f'{{"n":{n}}}')
+            await asyncio.sleep(0)
+        assert stream.writes == []  # still waiting for company
+        await asyncio.sleep(0.1)
+        assert stream.writes == ['{"n":0}\n{"n":1}\n{"n":2}\n']
+        access.write('{"n":3}')  # a new batch, its own timer
+        await asyncio.sleep(0.1)
+
+    asyncio.run(requests())
+    assert stream.writes == ['{"n":0}\n{"n":1}\n{"n":2}\n', '{"n":3}\n']
+
+
+def test_lines_a_stopped_loop_left_are_written_at_exit_or_by_the_next_loop(logger) -> None:
+    stream = CountingStream()
+    logger.handlers = [plain(stream)]
+    access = AccessLog(logger, flush_seconds=0.05)
+
+    async def one(line: str, then: float) -> None:
+        access.write(line)
+        await asyncio.sleep(then)
+
+    asyncio.run(one("a", 0))  # the loop ends before its flush was due
+    assert stream.getvalue() == ""
+    asyncio.run(one("b", 0.1))  # a new loop schedules its own flush
+    assert stream.writes == ["a\nb\n"]
+    asyncio.run(one("c", 0))
+    flush_all()  # what the app's lifespan shutdown does
+    assert stream.writes == ["a\nb\n", "c\n"]
 
 
 def test_a_line_through_logging_keeps_its_place_after_pending_ones(logger) -> None:
