@@ -8,8 +8,10 @@ inventory) does it in the worker Ansible forks for the task, well under 0.2 s.
 
   mode: read     keys (a list): their contents as text, None for a key that does not exist
   mode: presign  key, expiry: a GET URL (run the task with no_log: it is a credential)
-Region, endpoint and keys as the amazon.aws modules take them; empty ones fall back to
-boto3's own chain (environment, profile, instance role).
+  aws: the connection, shaped like the inventory's `aws_module_defaults` (what the
+    amazon.aws modules take): region, endpoint_url, access_key, secret_key,
+    session_token, profile; an empty or missing one falls back to boto3's own chain
+    (environment, profile, instance role). Any other key is refused, not ignored.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ _CLIENT_ARGS = {
     "endpoint_url": "endpoint_url",
     "access_key": "aws_access_key_id",
     "secret_key": "aws_secret_access_key",
+    "session_token": "aws_session_token",
 }
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset({"mode", "bucket", "keys", "key", "expiry", *_CLIENT_ARGS})
+    _VALID_ARGS = frozenset({"mode", "bucket", "keys", "key", "expiry", "aws"})
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -54,9 +57,14 @@ class ActionModule(ActionBase):
         import boto3  # what amazon.aws uses; already imported by the controller's inventory
         from botocore.config import Config
 
-        options = {name: str(args[arg]) for arg, name in _CLIENT_ARGS.items() if args.get(arg)}
+        aws = dict(args.get("aws") or {})
+        unknown = sorted(set(aws) - set(_CLIENT_ARGS) - {"profile"})
+        if unknown:
+            raise ValueError(f"aws: {', '.join(unknown)} not supported here")
+        options = {name: str(aws[arg]) for arg, name in _CLIENT_ARGS.items() if aws.get(arg)}
+        session = boto3.Session(profile_name=str(aws["profile"]) if aws.get("profile") else None)
         # SigV4 presigned URLs, as amazon.aws's geturl makes them.
-        return boto3.client("s3", config=Config(signature_version="s3v4"), **options)
+        return session.client("s3", config=Config(signature_version="s3v4"), **options)
 
     @staticmethod
     def _read(s3: Any, bucket: str, key: str) -> str | None:

@@ -128,10 +128,7 @@ S3 = """
         bucket: "{{ release_bucket }}"
         key: models/production.json
         expiry: 60
-        region: us-east-1
-        endpoint_url: "{{ endpoint }}"
-        access_key: testing
-        secret_key: testing
+        aws: "{{ aws }}"
       no_log: true
       register: signed
     - name: Write what was read and the URL for the test
@@ -144,10 +141,13 @@ S3 = """
       palpite_s3_object:
         bucket: palpite-no-such-bucket
         keys: [x.json]
-        region: us-east-1
-        endpoint_url: "{{ endpoint }}"
-        access_key: testing
-        secret_key: testing
+        aws: "{{ aws }}"
+      ignore_errors: true
+    - name: Read with a connection setting it does not know
+      palpite_s3_object:
+        bucket: "{{ release_bucket }}"
+        keys: [models/production.json]
+        aws: "{{ aws | combine({'validate_certs': false}) }}"
 """
 
 
@@ -161,7 +161,7 @@ def test_s3_reads_and_presigns_in_process_and_fails_in_one_line(
     out = tmp_path / "read.json"
     extra = {**fleet_vars(moto_endpoint), "endpoint": moto_endpoint, "out": str(out)}
     rc, output = run_playbook(tmp_path, INVENTORY, S3, extra)
-    assert rc != 0  # the last task: the missing bucket
+    assert rc != 0  # the last task: the unknown setting
     read = json.loads(out.read_text())
     assert read["present"] == pointer
     assert read["absent"] == {}
@@ -170,4 +170,6 @@ def test_s3_reads_and_presigns_in_process_and_fails_in_one_line(
     assert "X-Amz-Signature" not in output  # the presigned URL is not logged
     failed = "cannot read s3://palpite-no-such-bucket/x.json: An error occurred (NoSuchBucket)"
     assert failed in output
+    refused = f"cannot read s3://{BUCKET}/models/production.json: aws: validate_certs not supported"
+    assert refused in output
     assert "Traceback" not in output
