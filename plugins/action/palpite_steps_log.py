@@ -2,15 +2,14 @@
 
 The timeline release tests and benchmarks read (release_events_dir). `copy` on the
 controller is two module runs, about half a second per host flow; this writes from the
-worker Ansible forks for the task, replacing the file in one rename (a reader never sees
-half a timeline).
+worker Ansible forks for the task, with the repository's own atomic write
+(`ml.fileio.atomic_output`; the project's venv runs Ansible and has the project
+installed, as for palpite_fleet_cli): a reader never sees half a timeline.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +31,12 @@ class ActionModule(ActionBase):
         result.update(dest=str(dest), changed=not unchanged)
         if unchanged or self._task.check_mode:
             return result
-        handle, name = tempfile.mkstemp(dir=dest.parent, prefix=".steps-")
-        partial = Path(name)
+        from ml.fileio import atomic_output
+
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-            partial.chmod(0o644)
-            partial.replace(dest)
+            with atomic_output(dest) as partial:
+                partial.write_text(text, encoding="utf-8")
+                partial.chmod(0o644)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             return {**result, "failed": True, "msg": f"cannot write {dest}: {exc}"}
         return result
