@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -49,7 +50,7 @@ open("{WORK}/body.json", "w").write(json.dumps({{"instances": [instance]}}))
 PY
 systemd-run --quiet --unit=palpite-bench --uid=palpite --gid=palpite -p UMask=0027 \\
   -p EnvironmentFile=/etc/palpite/palpite.env -p WorkingDirectory={RELEASE} \\
-  --setenv=PALPITE_METRICS_DIR={WORK}/app/metrics \\
+  --setenv=PALPITE_METRICS_DIR={WORK}/app/metrics SETENV \\
   {RELEASE}/.venv/bin/gunicorn --config {RELEASE}/app/gunicorn.conf.py \\
   -b unix:{WORK}/app/gunicorn.sock -b {DIRECT}
 sed -e 's#unix:/run/palpite/gunicorn.sock#unix:{WORK}/app/gunicorn.sock#' \\
@@ -120,6 +121,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--setenv", action="append", default=[], metavar="NAME=VALUE",
+        help="an environment variable for the bench gunicorn (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     host = args.host
@@ -129,7 +134,10 @@ def main() -> None:
         lib = luajit()
         copy_to_host(host, lib, f"{WORK}/lib/{lib.name}", "0644")
         copy_to_host(host, WRK_SCRIPT, f"{WORK}/wrk_post.lua", "0644")
-        on_host(host, START)
+        # --setenv: the bench gunicorn's own settings (shell-quoted), e.g. a setting's
+        # effect measured beside the default in two runs.
+        extra = " ".join(shlex.quote(f"--setenv={pair}") for pair in args.setenv)
+        on_host(host, START.replace(" SETENV \\\n", f" {extra} \\\n"))
         for address in (DIRECT, PROXIED):  # warm both paths (workers, upstream keep-alive)
             wrk(host, address, args.warmup, args.connections, args.threads)
         rounds = []
@@ -156,7 +164,9 @@ def main() -> None:
     summary = {
         "host": host,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "method": {k: getattr(args, k) for k in ("rounds", "duration", "warmup", "connections")},
+        "method": {
+            k: getattr(args, k) for k in ("rounds", "duration", "warmup", "connections", "setenv")
+        },
         "rounds": rounds,
         "median_ratio": statistics.median(r["ratio"] for r in rounds),
     }
