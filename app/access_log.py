@@ -10,7 +10,7 @@ goes straight to each handler's stream, under the handler's lock: the bytes a
 pytest's capture handler, a filter) goes through logging.
 
 Inside an event loop the lines of the requests that finish within `flush_seconds` of
-each other (settings.access_log_flush_seconds, PALPITE_ACCESS_LOG_FLUSH_SECONDS) are
+each other (settings.record_flush_seconds, PALPITE_RECORD_FLUSH_SECONDS) are
 written together, in one write: when the batch would pass PIPE_BUF bytes, else
 `flush_seconds` after its first line (with 0, at the end of the loop's pass). A write per
 loop pass cost about 14 µs per request at 8,000 requests/s, where most passes answer one

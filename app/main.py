@@ -32,10 +32,11 @@ OPENAPI_URL = "/openapi.json"
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
-    # The server has answered its last request: write the access lines still waiting
-    # for company (app/access_log.py). uvicorn then re-raises the SIGTERM that stopped
-    # it, so no exit hook after this would run.
+    # The server has answered its last request: write the access lines and metric
+    # updates still waiting for company (app/access_log.py, app/metrics.py). uvicorn
+    # then re-raises the SIGTERM that stopped it, so no exit hook after this would run.
     flush_all()
+    app.state.ctx.metrics.flush()
 
 
 def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle) -> FastAPI:
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
     settings = settings or Settings()
     logging.getLogger("palpite").setLevel(settings.log_level.upper())
     state = load_model_state(settings.model_dir, loader)
-    metrics = Metrics()
+    metrics = Metrics(settings.record_flush_seconds)
     _record_model(metrics, state)
     predictor = (
         Predictor(state.model, state.schema, settings.batch_limit, metrics)
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None, *, loader: Loader = load_bundle
     # Added last, so outermost: request ids, the body limit, metrics and the access log
     # cover the direct endpoints too.
     book = Bookkeeping(
-        metrics, settings.max_body_bytes, state.version, settings.access_log_flush_seconds
+        metrics, settings.max_body_bytes, state.version, flush_seconds=settings.record_flush_seconds
     )
     app.add_middleware(ServiceMiddleware, book=book)
     # And ahead of the whole stack, the same endpoints with the same bookkeeping and 500

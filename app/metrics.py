@@ -38,7 +38,10 @@ def multiprocess_dir() -> str | None:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """The service's metrics. Request and prediction updates wait up to `flush_seconds`
+    (0: to the end of the event loop's pass) to be written with the next ones."""
+
+    def __init__(self, flush_seconds: float = 0.0) -> None:
         self.multiprocess = multiprocess_dir() is not None
         # In multiprocess mode values live in files, and collection goes through a fresh
         # MultiProcessCollector, so the metric objects belong to no registry.
@@ -89,11 +92,13 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._prediction_children: dict[str, Any] = {}
         # Each update is a locked write to a file in multiprocess mode. Inside an event
-        # loop the updates of one pass of the loop are added up per value and written
-        # once when the pass ends (and before this worker renders /metrics): another
-        # worker's /metrics sees them at most one pass late.
+        # loop the updates are added up per value and written together `flush_seconds`
+        # after the first (and before this worker renders /metrics, and when it stops):
+        # another worker's /metrics sees them at most that late. At moderate rates most
+        # loop passes answer one request, so a flush per pass was one set of file writes
+        # per request (docs/benchmarks.md, session 18).
         self._pending: dict[Any, float] = {}
-        self._end_of_pass = EndOfPass(self.flush)
+        self._end_of_pass = EndOfPass(self.flush, delay=flush_seconds)
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         # Keyed by the label, not the raw method: clients choose methods, not the cache size.
@@ -112,17 +117,19 @@ class Metrics:
         self._add(children[0]._value, 1.0)
         self._add(histogram._sum, seconds)
         self._add(histogram._buckets[bisect_left(histogram._upper_bounds, seconds)], 1.0)
+        self._end_of_pass.request()
 
     def record_predictions(self, label: str, count: int) -> None:
         child = self._prediction_children.get(label)
         if child is None:
             child = self._prediction_children[label] = self.predictions.labels(label)
         self._add(child._value, float(count))
+        self._end_of_pass.request()
 
     def _add(self, value: Any, amount: float) -> None:
+        """Pending until the flush its caller asks `_end_of_pass` for (once per record)."""
         pending = self._pending
         pending[value] = pending.get(value, 0.0) + amount
-        self._end_of_pass.request()
 
     def flush(self) -> None:
         """Write the pending updates."""

@@ -5,6 +5,7 @@ microseconds per request, which matters next to a sub-millisecond prediction.
 
 import logging
 import os
+import random
 import re
 import time
 from functools import lru_cache
@@ -23,6 +24,16 @@ REQUEST_ID_HEADER = b"x-request-id"
 MODEL_VERSION_HEADER = b"x-model-version"
 # Accept the proxy's id (nginx's $request_id is 32 hex digits) if it is harmless to log.
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+# os.getpid() is a system call each time; the access line asks on every request.
+_pid = os.getpid()
+
+
+def _note_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_note_pid)
 
 
 class Bookkeeping:
@@ -36,12 +47,13 @@ class Bookkeeping:
         metrics: Metrics,
         max_body_bytes: int,
         model_version: str | None,
-        access_flush_seconds: float = 0.0,
+        *,
+        flush_seconds: float,
     ) -> None:
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.model_version = model_version
-        self.access = AccessLog(access_log, access_flush_seconds)
+        self.access = AccessLog(access_log, flush_seconds)
         # Every answer says which model this worker serves, errors included.
         self.extra_headers = (
             [(MODEL_VERSION_HEADER, model_version.encode())] if model_version else []
@@ -79,7 +91,7 @@ class Bookkeeping:
                         "duration_ms": round(elapsed * 1000, 3),
                         "bytes": sent,
                         "client": client_host(scope),
-                        "pid": os.getpid(),
+                        "pid": _pid,
                         "model_version": self.model_version,
                     }
                 ).decode()
@@ -151,8 +163,14 @@ def _timestamp() -> str:
     return f"{_second(second)}.{int((now - second) * 1000):03d}+00:00"
 
 
+_bits = random.getrandbits
+
+
 def _request_id(scope: Scope) -> bytes:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER and _SAFE_ID.match(value):
             return value
-    return os.urandom(16).hex().encode()  # a uuid4's randomness, without the UUID object
+    # 128 random bits, as a uuid4's, from the random module: an id needs to be unique, not
+    # secret, and os.urandom is a system call per request. The module reseeds itself in
+    # every forked worker, so two workers never share a sequence.
+    return b"%032x" % _bits(128)

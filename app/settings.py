@@ -16,9 +16,10 @@ class Settings(BaseSettings):
     batch_limit: int = Field(default=10_000, ge=1)
     # 10,000 football rows are ~0.6 MB and 10,000 vectors of 4 numbers ~1 MB of JSON.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    # How long an access line may wait to share one write with the next ones (0: written
-    # at the end of its event-loop pass). app/access_log.py says what it saves.
-    access_log_flush_seconds: float = Field(default=0.05, ge=0, le=1)
+    # How long a request's records (its access line, its metric updates) may wait to be
+    # written together with the next requests' (0: at the end of its event-loop pass).
+    # app/access_log.py and app/metrics.py say what it saves.
+    record_flush_seconds: float = Field(default=0.05, ge=0, le=1)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     # prometheus_client's multiprocess directory; gunicorn.conf.py exports it as
     # PROMETHEUS_MULTIPROC_DIR. Unset: single-process metrics (tests, `uvicorn`).

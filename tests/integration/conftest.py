@@ -91,7 +91,7 @@ class Gunicorn:
             time.sleep(0.1)
 
     def access_lines(self) -> list[dict]:
-        # A worker writes a line at most settings.access_log_flush_seconds after it.
+        # A worker writes a line at most settings.record_flush_seconds after it.
         time.sleep(0.2)
         return [json.loads(line) for line in self.access_log.read_text().splitlines() if line]
 

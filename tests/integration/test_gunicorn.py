@@ -126,6 +126,7 @@ def test_metrics_over_workers_and_hup_swap_under_load(start_gunicorn, releases):
         seq = [r.version for r in rs]
         assert set(seq[seq.index(new) :]) == {new}, "a client went back to the old model"
 
+    time.sleep(0.2)  # a worker writes its counts at most settings.record_flush_seconds late
     metrics = scrape(server.port)
     assert versions(metrics, "palpite_model_info") == {new}
     assert versions(metrics, "palpite_model_load_seconds") == {new}
@@ -144,7 +145,7 @@ def test_starts_without_a_model(start_gunicorn, tmp_path):
     server = start_gunicorn(
         workers=1,
         PALPITE_MODEL_DIR=str(tmp_path / "nothing"),
-        PALPITE_ACCESS_LOG_FLUSH_SECONDS="1",
+        PALPITE_RECORD_FLUSH_SECONDS="1",
     )
     assert request(server.port, "GET", "/health/live")[0] == 200
     status, _, body = request(server.port, "GET", "/health/ready")

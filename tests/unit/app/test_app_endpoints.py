@@ -1,11 +1,14 @@
 """Health, model card, metrics, docs pages, static assets, request ids and JSON errors."""
 
+import multiprocessing
+import os
 import re
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import middleware
 from ml.bundle import read_card
 
 
@@ -130,6 +133,27 @@ def test_request_id_is_generated_or_echoed(vector_client):
     # An id that is unsafe to log is replaced, not echoed.
     r = vector_client.get("/health/live", headers={"x-request-id": 'a b"c'})
     assert r.headers["x-request-id"] != 'a b"c'
+
+
+def _id_and_pid(out) -> None:
+    out.put((middleware._request_id({"headers": []}), middleware._pid, os.getpid()))
+
+
+def test_forked_workers_make_their_own_ids_and_log_their_own_pid():
+    # As gunicorn forks its workers from one master: the ids come from the random module
+    # and the pid is cached, so both must be renewed in every child.
+    fork = multiprocessing.get_context("fork")
+    out = fork.Queue()
+    children = [fork.Process(target=_id_and_pid, args=(out,)) for _ in range(2)]
+    for child in children:
+        child.start()
+    got = [out.get(timeout=30) for _ in children]
+    for child in children:
+        child.join(timeout=30)
+    (id_a, logged_a, pid_a), (id_b, logged_b, pid_b) = got
+    assert id_a != id_b
+    assert re.fullmatch(rb"[0-9a-f]{32}", id_a) and re.fullmatch(rb"[0-9a-f]{32}", id_b)
+    assert (logged_a, logged_b) == (pid_a, pid_b) and pid_a != os.getpid()
 
 
 def test_access_log_is_json_with_the_request_id(vector_client, caplog):

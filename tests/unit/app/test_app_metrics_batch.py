@@ -1,11 +1,16 @@
-"""Metric updates made in one pass of the event loop are written together when the pass
-ends, and add up to what prometheus_client's own inc() and observe() would record."""
+"""Metric updates made in one pass of the event loop (or within `flush_seconds`) are
+written together, add up to what prometheus_client's own inc() and observe() would
+record, and a stopping app writes what still waits."""
 
 import asyncio
+from pathlib import Path
 
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from app.main import create_app
 from app.metrics import LATENCY_BUCKETS, Metrics
+from app.settings import Settings
 
 # Every bucket, its exact bounds, between them and past the last.
 SECONDS = [0.0, 0.0004, *LATENCY_BUCKETS, 0.003, 0.07, 3.0, 7.5, 100.0]
@@ -69,3 +74,33 @@ def test_outside_a_loop_updates_are_written_at_once() -> None:
         (("method", "GET"), ("route", "/model"), ("status", "503")),
     )
     assert samples(metrics.requests)[key] == 1
+
+
+PREDICT_OK = (
+    "palpite_http_requests_total",
+    (("method", "POST"), ("route", "/predict"), ("status", "200")),
+)
+
+
+def test_updates_within_flush_seconds_share_one_write() -> None:
+    metrics = Metrics(flush_seconds=0.05)
+
+    async def requests() -> None:
+        for _ in range(3):  # three passes of the loop, one request each
+            metrics.record_request("/predict", "POST", 200, 0.001)
+            await asyncio.sleep(0)
+        assert set(samples(metrics.requests).values()) <= {0.0}  # still waiting
+        await asyncio.sleep(0.1)
+        assert samples(metrics.requests)[PREDICT_OK] == 3
+
+    asyncio.run(requests())
+
+
+def test_a_stopping_app_writes_the_counts_still_waiting(vector_bundle: Path) -> None:
+    app = create_app(Settings(model_dir=vector_bundle, record_flush_seconds=1))
+    metrics = app.state.ctx.metrics
+    with TestClient(app) as client:  # runs the lifespan, as a gunicorn worker does
+        assert client.post("/predict", json={"features": [1, 2, 3, 4]}).status_code == 200
+        assert samples(metrics.requests).get(PREDICT_OK, 0.0) == 0.0  # waiting
+    assert samples(metrics.requests)[PREDICT_OK] == 1
+    assert sum(samples(metrics.predictions).values()) == 1
