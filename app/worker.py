@@ -16,7 +16,7 @@ to (a host already out of the load balancer, restarted or rebooted by a rolling 
 would otherwise wait the whole drain on its proxy's idle keep-alive connections. Only a
 connection idle for the whole drain (or the quiet period) can still meet the race, as
 with any keep-alive timeout. This module is imported by the gunicorn master (worker_class), so
-it imports nothing from the app.
+it imports nothing from the app but app.one_write (which imports nothing from it either).
 """
 
 import asyncio
@@ -29,6 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
+
+from app.one_write import OneWriteHttpToolsProtocol
 
 # Under any traffic a request comes far more often than this; a second of silence means
 # nobody is sending to this worker any more.
@@ -91,6 +93,8 @@ class DrainingUvicornWorker(UvicornWorker):
     async def _serve(self) -> None:
         gate = CloseWhenDraining(self.wsgi)
         self.config.app = gate
+        # One write per response, not two (app/one_write.py); read when the server starts.
+        self.config.http = OneWriteHttpToolsProtocol
         drain = float(os.environ.get("PALPITE_DRAIN_SECONDS", "5"))
         server = DrainingServer(self.config, gate, drain)
         self._install_sigquit_handler()
