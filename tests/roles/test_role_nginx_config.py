@@ -7,7 +7,8 @@ forwarded client address trusted only from the load balancer's network, /metrics
 allow-list (403 JSON), the body limit (413 JSON), JSON 502 when gunicorn is down, and that
 nginx closes idle upstream connections before gunicorn's keep-alive would. The Open
 Inference Protocol's /v2 infer paths get the same rate limit (a regex location) and body
-limit as /predict.
+limit as /predict. Access lines are held in a buffer and still written within its flush
+time.
 """
 
 import gzip
@@ -212,6 +213,7 @@ def configs(render_templates, tmp_path_factory) -> dict[str, dict[str, Any]]:
             # Without the page's catch-all limit, only the prediction locations limit:
             # the /v2 test below then shows the regex location is what does it.
             nginx_predict_rate_limit_page_form=False,
+            nginx_access_log_buffer="",  # every access line written as its request ends
         ),
     }
     # The production path (Amazon Linux 2023), as rendered with no override at all...
@@ -341,6 +343,33 @@ def test_request_id_and_client_address_reach_the_app(direct):
     assert "connection" not in seen  # not "close": the upstream connection is kept alive
     _, _, body = direct.request("GET", "/echo")
     assert len(json.loads(body)["x-request-id"]) == 32  # nginx's own $request_id
+
+
+def _access_line(workdir: Path, request_id: str, within: float) -> dict[str, Any] | None:
+    """The access log's line for `request_id`, once it has been written (polled)."""
+    deadline = time.monotonic() + within
+    while True:
+        log = workdir / "access.log"
+        for line in log.read_text().splitlines() if log.exists() else []:
+            record = json.loads(line)
+            if record["request_id"] == request_id:
+                return record
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def test_access_lines_are_held_and_written_within_the_flush_time(configs, direct, lb):
+    assert "palpite_json buffer=64k flush=1s;" in configs["direct"]["conf"].read_text()
+    assert "palpite_json;" in configs["lb"]["conf"].read_text()  # buffer "": none
+    for nginx, request_id in ((direct, "held-1"), (lb, "unheld-1")):
+        status, _, _ = nginx.request("GET", "/echo", headers={"X-Request-ID": request_id})
+        assert status == 200
+        # Held lines still arrive: a buffer without its flush time would keep one line
+        # until 64k of others came.
+        record = _access_line(nginx.workdir, request_id, within=5)
+        assert record is not None, f"no access line for {request_id}"
+        assert (record["method"], record["uri"], record["status"]) == ("GET", "/echo", 200)
 
 
 def test_app_errors_pass_through_unchanged(direct):
