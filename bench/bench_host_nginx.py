@@ -13,6 +13,11 @@ production service and left untouched by it:
 - wrk (the controller's binary and its LuaJIT, copied into /run: both are Debian bookworm)
   runs on the host itself, both legs interleaved, each round: direct, then through nginx.
 Everything lives under /run/palpite-bench and is removed at the end. Prints one JSON line.
+
+Beside each leg's req/s: the CPU time (user + system, from the host's /proc) each program
+spent per request during it, summed by program name: nginx, gunicorn, systemd-journal (the
+app's access log). The host's production nginx and gunicorn are idle meanwhile, so what
+they add is within the clock tick. Where nginx's share goes, without a profiler.
 """
 
 from __future__ import annotations
@@ -102,7 +107,33 @@ def luajit() -> Path:
     return Path(found.group(2))
 
 
+# The programs whose CPU time per request each leg reports.
+PROGRAMS = ("nginx", "gunicorn", "systemd-journal")
+
+
+def cpu_ticks(host: str) -> dict[str, int]:
+    """Clock ticks (user + system) of every process on the host, summed by program name."""
+    ticks: dict[str, int] = {}
+    for line in on_host(host, "cat /proc/[0-9]*/stat 2>/dev/null || true").splitlines():
+        name, _, rest = line.partition(" (")[2].rpartition(") ")
+        fields = rest.split()
+        if name in PROGRAMS and len(fields) > 12:
+            ticks[name] = ticks.get(name, 0) + int(fields[11]) + int(fields[12])
+    return ticks
+
+
 def wrk(host: str, address: str, seconds: int, connections: int, threads: int) -> dict:
+    before = cpu_ticks(host)
+    result = _wrk(host, address, seconds, connections, threads)
+    after, hz = cpu_ticks(host), 100  # USER_HZ: 100 on Linux
+    result["cpu_us_per_request"] = {
+        name: round((after.get(name, 0) - before.get(name, 0)) / hz / result["requests"] * 1e6, 1)
+        for name in PROGRAMS
+    }
+    return result
+
+
+def _wrk(host: str, address: str, seconds: int, connections: int, threads: int) -> dict:
     run = (
         f"cd {WORK} && LD_LIBRARY_PATH={WORK}/lib WRK_BODY={WORK}/body.json ./wrk -t{threads}"
         f" -c{connections} -d{seconds}s --timeout 10s -s {WORK}/wrk_post.lua"
@@ -111,6 +142,10 @@ def wrk(host: str, address: str, seconds: int, connections: int, threads: int) -
     result = wrk_summary(on_host(host, run))
     result["rps"] = round(result["rps"], 1)
     return result
+
+
+def _cpu(leg: dict) -> str:
+    return " ".join(f"{name} {us}" for name, us in leg["cpu_us_per_request"].items() if us)
 
 
 def main() -> None:
@@ -156,7 +191,8 @@ def main() -> None:
             print(
                 f"round {number}: direct {direct['rps']:,.0f} req/s (p99"
                 f" {direct['p99_us'] / 1000:.1f} ms), nginx {proxied['rps']:,.0f} req/s (p99"
-                f" {proxied['p99_us'] / 1000:.1f} ms): {row['ratio']:.1%}, load {load}",
+                f" {proxied['p99_us'] / 1000:.1f} ms): {row['ratio']:.1%}, load {load};"
+                f" CPU µs per request direct {_cpu(direct)}, nginx {_cpu(proxied)}",
                 file=sys.stderr,
             )
     finally:
