@@ -14,6 +14,11 @@ production service and left untouched by it:
   runs on the host itself, both legs interleaved, each round: direct, then through nginx.
 Everything lives under /run/palpite-bench and is removed at the end. Prints one JSON line.
 
+`--variant NAME='SED'` (repeatable) measures a change to nginx's configuration side by
+side: one more nginx master per variant, on the bench nginx's configuration edited by the
+sed expression, in front of the same gunicorn; each round runs the direct leg, then the
+nginx legs (in reverse order every other round), and reports each one's ratio.
+
 Beside each leg's req/s: the CPU time (user + system, from the host's /proc) each program
 spent per request during it, summed by program name: nginx, gunicorn, systemd-journal (the
 app's access log). The host's production nginx and gunicorn are idle meanwhile, so what
@@ -76,10 +81,32 @@ nginx -c {WORK}/nginx.conf
 STOP = f"""
 systemctl stop palpite-bench.service 2>/dev/null || true
 systemctl reset-failed palpite-bench.service 2>/dev/null || true
-[ -s {WORK}/nginx.pid ] && kill -QUIT "$(cat {WORK}/nginx.pid)" 2>/dev/null || true
+for pid in {WORK}/nginx.pid {WORK}/variant-*/nginx.pid; do
+  [ -s "$pid" ] && kill -QUIT "$(cat "$pid")" 2>/dev/null || true
+done
 sleep 0.5
 rm -rf {WORK}
 """
+
+
+def start_variant(host: str, name: str, sed: str, address: str) -> None:
+    """One more nginx master: the bench nginx's configuration, edited by `sed`."""
+    home = f"{WORK}/variant-{name}"
+    on_host(
+        host,
+        f"""set -euo pipefail
+install -d -m 0755 {home}
+sed -e 's#listen {PROXIED};#listen {address};#' -e 's#^pid .*#pid {home}/nginx.pid;#' \\
+    -e 's#{WORK}/access.log#{home}/access.log#' {WORK}/nginx.conf > {home}/moved.conf
+grep -q 'listen {address};' {home}/moved.conf
+sed -e {shlex.quote(sed)} {home}/moved.conf > {home}/nginx.conf
+if cmp -s {home}/moved.conf {home}/nginx.conf; then
+  echo "--variant {name}: the sed expression changes nothing" >&2; exit 1
+fi
+nginx -t -q -c {home}/nginx.conf
+nginx -c {home}/nginx.conf
+""",
+    )
 
 
 def on_host(host: str, script: str, stdin: bytes | None = None) -> str:
@@ -160,7 +187,21 @@ def main() -> None:
         "--setenv", action="append", default=[], metavar="NAME=VALUE",
         help="an environment variable for the bench gunicorn (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=SED",
+        help="an nginx configuration edited by a sed expression, measured beside (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
+    variants: dict[str, str] = {}
+    for spec in args.variant:
+        name, _, sed = spec.partition("=")
+        if not re.fullmatch(r"[a-z0-9-]{1,32}", name) or not sed or name in variants:
+            parser.error(f"--variant {spec!r}: want NAME=SED, NAME of a-z 0-9 - and unique")
+        variants[name] = sed
+    # The nginx legs: the host's configuration, then each variant on a port of its own.
+    legs = {"nginx": PROXIED} | {
+        name: f"127.0.0.1:{8090 + number}" for number, name in enumerate(variants)
+    }
 
     host = args.host
     on_host(host, STOP + f"install -d -m 0755 {WORK}/lib")
@@ -173,38 +214,50 @@ def main() -> None:
         # effect measured beside the default in two runs.
         extra = " ".join(shlex.quote(f"--setenv={pair}") for pair in args.setenv)
         on_host(host, START.replace(" SETENV \\\n", f" {extra} \\\n"))
-        for address in (DIRECT, PROXIED):  # warm both paths (workers, upstream keep-alive)
+        for name, sed in variants.items():
+            start_variant(host, name, sed, legs[name])
+        for address in (DIRECT, *legs.values()):  # warm every path (workers, keep-alive)
             wrk(host, address, args.warmup, args.connections, args.threads)
         rounds = []
         for number in range(1, args.rounds + 1):
             load = Path("/proc/loadavg").read_text().split()[0]
             direct = wrk(host, DIRECT, args.duration, args.connections, args.threads)
-            proxied = wrk(host, PROXIED, args.duration, args.connections, args.threads)
-            row = {
-                "round": number,
-                "load_at_start": float(load),
-                "direct": direct,
-                "nginx": proxied,
-                "ratio": round(proxied["rps"] / direct["rps"], 3),
+            row: dict = {"round": number, "load_at_start": float(load), "direct": direct}
+            order = list(legs) if number % 2 else list(legs)[::-1]
+            for leg in order:
+                row[leg] = wrk(host, legs[leg], args.duration, args.connections, args.threads)
+            row["ratio"] = round(row["nginx"]["rps"] / direct["rps"], 3)
+            row["variant_ratios"] = {
+                name: round(row[name]["rps"] / direct["rps"], 3) for name in variants
             }
             rounds.append(row)
             print(
                 f"round {number}: direct {direct['rps']:,.0f} req/s (p99"
-                f" {direct['p99_us'] / 1000:.1f} ms), nginx {proxied['rps']:,.0f} req/s (p99"
-                f" {proxied['p99_us'] / 1000:.1f} ms): {row['ratio']:.1%}, load {load};"
-                f" CPU µs per request direct {_cpu(direct)}, nginx {_cpu(proxied)}",
+                f" {direct['p99_us'] / 1000:.1f} ms; CPU µs per request {_cpu(direct)}),"
+                f" load {load}",
                 file=sys.stderr,
             )
+            for leg in legs:
+                print(
+                    f"  {leg}: {row[leg]['rps']:,.0f} req/s (p99"
+                    f" {row[leg]['p99_us'] / 1000:.1f} ms): {row[leg]['rps'] / direct['rps']:.1%};"
+                    f" CPU µs per request {_cpu(row[leg])}",
+                    file=sys.stderr,
+                )
     finally:
         on_host(host, STOP)
     summary = {
         "host": host,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "method": {
-            k: getattr(args, k) for k in ("rounds", "duration", "warmup", "connections", "setenv")
+            k: getattr(args, k)
+            for k in ("rounds", "duration", "warmup", "connections", "setenv", "variant")
         },
         "rounds": rounds,
         "median_ratio": statistics.median(r["ratio"] for r in rounds),
+        "variant_median_ratios": {
+            name: statistics.median(r["variant_ratios"][name] for r in rounds) for name in variants
+        },
     }
     print(json.dumps(summary))
 
