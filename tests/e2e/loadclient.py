@@ -276,6 +276,10 @@ class LoadClient:
                 task = asyncio.create_task(_send(client, request, sample))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            # The load's window ends where its first unplanned slot would begin, one
+            # interval after the last request: wait for it, so the load lasts the window
+            # it was asked for (a 30 s load is not over at 29.995 s).
+            await asyncio.sleep(max(0.0, started + len(report.samples) * interval - time.time()))
             report.stopped = time.time()
             if tasks:
                 await asyncio.wait(tasks)
