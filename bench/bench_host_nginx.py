@@ -195,8 +195,11 @@ def main() -> None:
     variants: dict[str, str] = {}
     for spec in args.variant:
         name, _, sed = spec.partition("=")
-        if not re.fullmatch(r"[a-z0-9-]{1,32}", name) or not sed or name in variants:
-            parser.error(f"--variant {spec!r}: want NAME=SED, NAME of a-z 0-9 - and unique")
+        taken = {*variants, "direct", "nginx", "round", "ratio"}  # a round's own keys
+        if not re.fullmatch(r"[a-z0-9-]{1,32}", name) or not sed or name in taken:
+            parser.error(
+                f"--variant {spec!r}: want NAME=SED, NAME of a-z 0-9 -, unique, no round key"
+            )
         variants[name] = sed
     # The nginx legs: the host's configuration, then each variant on a port of its own.
     legs = {"nginx": PROXIED} | {
