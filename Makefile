@@ -19,10 +19,12 @@ unexport PYTHONDONTWRITEBYTECODE
 
 ANSIBLE_ENV := PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg
 TESTBED := tests/testbed/testbed
-# The host-based tests before e2e, in two lanes side by side (.ci/lanes.sh): every
-# Molecule scenario as scenario/ROLE/SCENARIO, the local cloud, and ansible-lint. The slow
-# compile path is in test-slow.
-HOST_LANES ?= scenario/pyenv/default,scenario/model_api/default,local-cloud \
+# The host-based tests, in three lanes side by side (.ci/lanes.sh): the end-to-end suite;
+# every Molecule scenario as scenario/ROLE/SCENARIO, the local cloud, and ansible-lint. Each
+# has its own testbed addresses and service ports (docs/local-cloud.md). The slow compile
+# path is in test-slow.
+HOST_LANES ?= e2e \
+	scenario/pyenv/default,scenario/model_api/default,local-cloud \
 	lint-ansible,scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster
 
 .PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed hosts molecule \
@@ -69,7 +71,7 @@ testbed-base: system-deps ## Build (once, cached) the testbed hosts' Debian root
 testbed: venv testbed-base ## pytest: the harness itself (boot, reboot, teardown)
 	$(BIN)/pytest -q -m "testbed" tests/testbed $(PYTEST_DURATIONS)
 
-hosts: venv testbed-base ## Molecule scenarios, the local cloud and ansible-lint, in HOST_LANES (logs in .cache/lanes/)
+hosts: venv testbed-base ## The e2e suite, Molecule scenarios, local cloud and ansible-lint, in HOST_LANES (logs in .cache/lanes/)
 	.ci/lanes.sh $(HOST_LANES)
 
 molecule: ## Every Molecule scenario of HOST_LANES, one after another
@@ -82,16 +84,18 @@ scenario/%: venv testbed-base
 e2e: venv testbed-base ## site.yml from nothing, through the front door, release under load, teardown
 	$(BIN)/pytest -q -m "testbed" tests/e2e $(PYTEST_DURATIONS)
 
-# The stages `make test` runs, in order, each timed. ansible-lint runs inside `hosts`, in
-# the second lane beside the Molecule scenarios: it needs a core while they mostly wait.
-# `e2e` runs alone, last. As a third lane it raced the others over the testbed's shared
-# bridge (its teardown removed the bridge between two scenarios' hosts; docs/benchmarks.md).
+# The stages `make test` runs, in order, each timed. `hosts` runs the e2e suite, the
+# Molecule scenarios, the local cloud and ansible-lint in three lanes side by side: they
+# mostly wait on hosts (boots, installs, restarts, bakes, paced loads), so on two cores
+# the lanes take little more than the longest of them. The lanes hold the testbed's
+# bridge while they run, so no lane's teardown removes it from under another
+# (`testbed hold`; e2e alone, last, until session 20: docs/benchmarks.md).
 # The slowest tests of each pytest stage are listed in its output, so the next one to cut is
 # in plain sight. `make test` ends with the total against TEST_BUDGET_SECONDS (a warning
 # above it, not a failure: the machines are noisy; CI's hard limit is 90 minutes).
 PYTEST_DURATIONS ?= --durations=25
 TEST_BUDGET_SECONDS ?= 2700
-TEST_STAGES ?= venv system-deps lint-python lint-yaml unit testbed-base testbed hosts e2e
+TEST_STAGES ?= venv system-deps lint-python lint-yaml unit testbed-base testbed hosts
 
 test: ## Every test, with the time of each stage (CI runs this)
 	@rm -f .cache/stage-times.log; failed=""; start=$$(date +%s); \

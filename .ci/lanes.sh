@@ -8,6 +8,12 @@
 # lanes side by side take well under the sum of their times on a 2-core machine.
 # Each target's output goes to .cache/lanes/TARGET.log (its tail is printed if it fails);
 # its time goes to .cache/stage-times.log through timed.sh.
+#
+# The lanes share the testbed's bridge. Each target stops its own hosts, and a teardown
+# removes the bridge when no host is left on it (`testbed net-down`): between two targets of
+# a lane, that could take the bridge from under another lane starting its moto on the
+# controller's address. So the lanes hold the bridge while they run (`testbed hold`, tied
+# to this script's PID, so a killed run holds nothing) and give it back at the end.
 set -u
 repo=$(cd "$(dirname "$0")/.." && pwd)
 logs=$repo/.cache/lanes
@@ -24,8 +30,16 @@ run_lane() {
       return 1
     fi
     echo "lanes: $target passed in $(tail -1 "$log" | awk '{print $2}')"
+    # a pytest target's slowest tests (--durations), so the next one to cut is in plain sight
+    sed -n '/slowest .*durations/,/ in [0-9.]*s/p' "$log" | sed "s|^|  [$target] |"
   done
 }
+
+testbed=$repo/tests/testbed/testbed
+if [ "$(id -u)" -eq 0 ] && command -v systemd-nspawn >/dev/null; then
+  "$testbed" hold lanes $$ || exit 1
+  trap '"$testbed" release lanes; "$testbed" net-down >/dev/null' EXIT
+fi
 
 pids=()
 for lane in "$@"; do

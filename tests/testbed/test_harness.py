@@ -261,3 +261,32 @@ def test_net_down_waits_for_the_last_host(testbed: Harness) -> None:
     assert testbed.run("net-down").stdout.strip() == f"removed: bridge {BRIDGE} and its NAT rules"
     assert not _bridge_exists() and not _tagged_iptables_rules()
     assert testbed.run("net-down").stdout.strip() == "absent"
+
+
+def test_a_hold_keeps_the_bridge_until_its_process_ends(testbed: Harness) -> None:
+    # make test's lanes hold the bridge: one lane's last host going down must not take it
+    # from another lane that is starting its services on the controller's address.
+    holder = subprocess.Popen(["sleep", "120"])
+    try:
+        testbed.run("hold", "lanes", str(holder.pid))
+        assert _bridge_exists() and _tagged_iptables_rules()
+        assert testbed.run("holds").stdout.strip() == f"lanes {holder.pid}"
+        assert testbed.run("net-down").stdout.strip() == f"kept: held by lanes (pid {holder.pid})"
+        assert _bridge_exists()
+        # a holder that died without releasing counts for nothing
+        holder.kill()
+        holder.wait()
+        assert testbed.run("holds").stdout == ""
+        assert testbed.run("net-down").stdout.strip() == (
+            f"removed: bridge {BRIDGE} and its NAT rules"
+        )
+        # and a released hold: up and down again
+        holder = subprocess.Popen(["sleep", "120"])
+        testbed.run("hold", "lanes", str(holder.pid))
+        testbed.run("release", "lanes")
+        assert testbed.run("net-down").stdout.strip().startswith("removed: ")
+        assert not _bridge_exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert testbed.run("hold", "lanes", str(holder.pid), check=False).returncode != 0
