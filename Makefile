@@ -23,9 +23,6 @@ TESTBED := tests/testbed/testbed
 # every Molecule scenario as scenario/ROLE/SCENARIO, the local cloud, and ansible-lint. Each
 # has its own testbed addresses and service ports (docs/local-cloud.md). The slow compile
 # path is in test-slow.
-# The first lane, e2e, is the longest: the others run under `nice -n HOST_LANES_NICE`
-# (their hosts too), so they fill the time it waits instead of slowing it.
-HOST_LANES_NICE ?= 10
 HOST_LANES ?= e2e \
 	scenario/pyenv/default,scenario/model_api/default,local-cloud \
 	lint-ansible,scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster
@@ -75,7 +72,7 @@ testbed: venv testbed-base ## pytest: the harness itself (boot, reboot, teardown
 	$(BIN)/pytest -q -m "testbed" tests/testbed $(PYTEST_DURATIONS)
 
 hosts: venv testbed-base ## The e2e suite, Molecule scenarios, local cloud and ansible-lint, in HOST_LANES (logs in .cache/lanes/)
-	LANES_NICE=$(HOST_LANES_NICE) .ci/lanes.sh $(HOST_LANES)
+	.ci/lanes.sh $(HOST_LANES)
 
 molecule: ## Every Molecule scenario of HOST_LANES, one after another
 	.ci/lanes.sh $(subst $(space),$(comma),$(filter scenario/%,$(subst $(comma), ,$(HOST_LANES))))

@@ -2,9 +2,7 @@
 # lanes.sh LANE...: run make targets in lanes side by side.
 #
 # A LANE is a comma-separated list of make targets run one after another; the lanes run at
-# the same time. The first lane is the critical path (give the longest first): with
-# LANES_NICE=N the others run under `nice -n N`, hosts they boot included, so that they
-# take the cores when the first lane waits and leave them to it when it does not. Used for the host-based tests: every Molecule scenario, the local cloud
+# the same time. Used for the host-based tests: every Molecule scenario, the local cloud
 # test and the end-to-end suite have their own testbed hosts, addresses and service ports,
 # and spend much of their time waiting on hosts (boot, package installs, restarts), so
 # lanes side by side take well under the sum of their times on a 2-core machine.
@@ -21,12 +19,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 logs=$repo/.cache/lanes
 mkdir -p "$logs"
 
-run_lane() {   # run_lane TARGETS NICENESS
+run_lane() {
   local target log
   for target in ${1//,/ }; do
     log=$logs/${target//\//-}.log
     echo "lanes: $target started (log: ${log#"$repo"/})"
-    if ! (cd "$repo" && nice -n "$2" .ci/timed.sh "$target" make --no-print-directory "$target" >"$log" 2>&1); then
+    if ! (cd "$repo" && .ci/timed.sh "$target" make --no-print-directory "$target" >"$log" 2>&1); then
       echo "lanes: $target FAILED; the end of its log:"
       tail -60 "$log" | sed "s|^|  [$target] |"
       return 1
@@ -39,16 +37,15 @@ run_lane() {   # run_lane TARGETS NICENESS
 
 testbed=$repo/tests/testbed/testbed
 if [ "$(id -u)" -eq 0 ] && command -v systemd-nspawn >/dev/null; then
-  "$testbed" hold lanes $$ || exit 1
-  trap '"$testbed" release lanes; "$testbed" net-down >/dev/null' EXIT
+  # one hold per run (two clones' lanes side by side each keep their own)
+  "$testbed" hold "lanes-$$" $$ || exit 1
+  trap '"$testbed" release "lanes-$$"; "$testbed" net-down >/dev/null' EXIT
 fi
 
 pids=()
-niceness=0
 for lane in "$@"; do
-  run_lane "$lane" "$niceness" &
+  run_lane "$lane" &
   pids+=($!)
-  niceness=${LANES_NICE:-0}
 done
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
