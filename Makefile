@@ -26,8 +26,14 @@ TESTBED := tests/testbed/testbed
 HOST_LANES ?= e2e \
 	scenario/pyenv/default,scenario/model_api/default,local-cloud \
 	lint-ansible,scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster
+# `make test`'s lanes: HOST_LANES with the testbed harness and the unit stage at the ends
+# of the two shorter lanes, where they run beside the e2e suite's second half instead of
+# before everything (e2e, the longest lane, sets the time; docs/benchmarks.md, session 20).
+TEST_LANES ?= e2e \
+	scenario/pyenv/default,scenario/model_api/default,local-cloud,testbed \
+	lint-ansible,scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster,unit
 
-.PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed hosts molecule \
+.PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed hosts lanes molecule \
 	e2e test test-summary demo down clean
 
 help: ## List the targets
@@ -74,6 +80,9 @@ testbed: venv testbed-base ## pytest: the harness itself (boot, reboot, teardown
 hosts: venv testbed-base ## The e2e suite, Molecule scenarios, local cloud and ansible-lint, in HOST_LANES (logs in .cache/lanes/)
 	.ci/lanes.sh $(HOST_LANES)
 
+lanes: venv testbed-base ## make test's lanes: HOST_LANES plus the unit tests and the testbed harness (TEST_LANES)
+	.ci/lanes.sh $(TEST_LANES)
+
 molecule: ## Every Molecule scenario of HOST_LANES, one after another
 	.ci/lanes.sh $(subst $(space),$(comma),$(filter scenario/%,$(subst $(comma), ,$(HOST_LANES))))
 
@@ -84,18 +93,20 @@ scenario/%: venv testbed-base
 e2e: venv testbed-base ## site.yml from nothing, through the front door, release under load, teardown
 	$(BIN)/pytest -q -m "testbed" tests/e2e $(PYTEST_DURATIONS)
 
-# The stages `make test` runs, in order, each timed. `hosts` runs the e2e suite, the
-# Molecule scenarios, the local cloud and ansible-lint in three lanes side by side: they
-# mostly wait on hosts (boots, installs, restarts, bakes, paced loads), so on two cores
-# the lanes take little more than the longest of them. The lanes hold the testbed's
-# bridge while they run, so no lane's teardown removes it from under another
-# (`testbed hold`; e2e alone, last, until session 20: docs/benchmarks.md).
+# The stages `make test` runs, in order, each timed. `lanes` runs everything else in three
+# lanes side by side (TEST_LANES; each target's time is in the stage table too): the e2e
+# suite; the Molecule scenarios, the local cloud and the testbed harness; ansible-lint and
+# the unit tests. The host-based targets wait on hosts much of the time (boots, installs,
+# restarts, bakes, paced loads), so the lanes take well under the sum of their parts,
+# though the first minutes keep both cores busy. The lanes hold the testbed's bridge while
+# they run, so no lane's teardown removes it from under another (`testbed hold`; e2e
+# alone, last, until session 20: docs/benchmarks.md).
 # The slowest tests of each pytest stage are listed in its output, so the next one to cut is
 # in plain sight. `make test` ends with the total against TEST_BUDGET_SECONDS (a warning
 # above it, not a failure: the machines are noisy; CI's hard limit is 90 minutes).
 PYTEST_DURATIONS ?= --durations=25
 TEST_BUDGET_SECONDS ?= 2700
-TEST_STAGES ?= venv system-deps lint-python lint-yaml unit testbed-base testbed hosts
+TEST_STAGES ?= venv system-deps lint-python lint-yaml testbed-base lanes
 
 test: ## Every test, with the time of each stage (CI runs this)
 	@rm -f .cache/stage-times.log; failed=""; start=$$(date +%s); \
