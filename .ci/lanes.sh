@@ -2,10 +2,12 @@
 # lanes.sh LANE...: run make targets in lanes side by side.
 #
 # A LANE is a comma-separated list of make targets run one after another; the lanes run at
-# the same time. Used for the host-based tests: every Molecule scenario, the local cloud
-# test and the end-to-end suite have their own testbed hosts, addresses and service ports,
-# and spend much of their time waiting on hosts (boot, package installs, restarts), so
-# lanes side by side take well under the sum of their times on a 2-core machine.
+# the same time. Used for the host-based tests (and, in `make test`, the unit tests and
+# the testbed harness at the ends of the shorter lanes): every Molecule scenario, the local
+# cloud test and the end-to-end suite have their own testbed hosts, addresses and service
+# ports, and spend much of their time waiting on hosts (boot, package installs, restarts),
+# so lanes side by side take under the sum of their times on a 2-core machine (though the
+# first minutes keep both cores busy: docs/benchmarks.md, session 20).
 # Each target's output goes to .cache/lanes/TARGET.log (its tail is printed if it fails);
 # its time goes to .cache/stage-times.log through timed.sh.
 #
