@@ -29,9 +29,7 @@ HOST_LANES ?= e2e \
 # `make test`'s lanes: HOST_LANES with the testbed harness and the unit stage at the ends
 # of the two shorter lanes, where they run beside the e2e suite's second half instead of
 # before everything (e2e, the longest lane, sets the time; docs/benchmarks.md, session 20).
-TEST_LANES ?= e2e \
-	scenario/pyenv/default,scenario/model_api/default,local-cloud,testbed \
-	lint-ansible,scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster,unit
+TEST_LANES ?= $(word 1,$(HOST_LANES)) $(word 2,$(HOST_LANES)),testbed $(word 3,$(HOST_LANES)),unit
 
 .PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed hosts lanes molecule \
 	e2e test test-summary demo down clean
