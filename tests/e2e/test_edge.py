@@ -109,7 +109,17 @@ def test_a_slowloris_client_is_cut_off_while_others_keep_their_latency(
 
     trickling = threading.Thread(target=trickle)
     trickling.start()
+    # The same paced load on the other app host, at the same time: what the machine's own
+    # noise (other test lanes on the same cores) does to a p99 of a few ms in this window.
+    control = LoadClient(
+        f"http://{local_env.app_hosts[1].address}",
+        PACED_RATE,
+        [Request("GET", "/health/ready")],
+        max_seconds=HEADER_TIMEOUT + 2,
+        min_seconds=HEADER_TIMEOUT + 2,
+    ).start()
     during = _paced(url, HEADER_TIMEOUT + 2)
+    beside = control.join()
     trickling.join(timeout=60)
     for sock in slow:
         sock.close()
@@ -118,13 +128,16 @@ def test_a_slowloris_client_is_cut_off_while_others_keep_their_latency(
     assert len(closed_after) == len(slow), "some slow clients were never cut off"
     cut = sorted(closed_after.values())
     assert cut[-1] <= HEADER_TIMEOUT + 3, cut
-    for report in (before, during, after):
+    for report in (before, during, after, beside):
         assert report.failures == [], report.failures[:3]
         assert set(report.statuses()) == {200}, report.statuses()
-    baseline = max(before.latency_ms(0.99), after.latency_ms(0.99))
+    # The baseline: this host before and after the attack, and the other host during it. A
+    # stall of the machine during the window shows on both hosts; slowloris only on this.
+    baseline = max(before.latency_ms(0.99), after.latency_ms(0.99), beside.latency_ms(0.99))
     print(
         f"\nslowloris: 64 slow clients cut off after {cut[0]:.1f}-{cut[-1]:.1f} s; "
         f"p99 of {PACED_RATE} req/s without {before.latency_ms(0.99):.1f} / "
-        f"{after.latency_ms(0.99):.1f} ms, during {during.latency_ms(0.99):.1f} ms"
+        f"{after.latency_ms(0.99):.1f} ms, during {during.latency_ms(0.99):.1f} ms "
+        f"(the other host meanwhile {beside.latency_ms(0.99):.1f} ms)"
     )
     assert during.latency_ms(0.99) <= 2 * baseline, (during.summary(), baseline)
