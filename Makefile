@@ -67,7 +67,7 @@ lint-ansible: lint-yaml
 	$(ANSIBLE_ENV) $(BIN)/ansible-lint -q
 
 unit: venv ## pytest: everything that needs no testbed host (two processes: pytest-xdist)
-	$(BIN)/pytest -q -m "not testbed" -n 2 $(PYTEST_DURATIONS)
+	$(BIN)/pytest -q -m "not testbed" -n 2 --dist loadfile $(PYTEST_DURATIONS)
 
 testbed-base: system-deps ## Build (once, cached) the testbed hosts' Debian rootfs
 	$(TESTBED) base

@@ -18,6 +18,11 @@ import pytest
 from .conftest import ACCOUNT, BIN, PREFIX, PROJECT, REPO, SSH_CIDR, Cloud
 
 # A real moto server and some ten ansible-playbook runs: minutes, not seconds.
+# One worker runs the whole module (make unit: --dist loadfile): its tests share one
+# provisioned cloud in order (scaling down, then teardown). Split over two workers, each
+# provisioned its own (a minute each) under the same bucket name, and one worker's
+# provisioning wrote the bucket's signing record in the checkout's .signing/ between the
+# other's two teardowns, so the second "changed" (seen with -n 2 on tests/aws alone).
 pytestmark = pytest.mark.slow
 
 BUCKET = f"{PREFIX}-artifacts-{ACCOUNT}"
