@@ -46,11 +46,40 @@ if rate > 0 then
   end
 end
 
+-- Optional: $WRK_STATUSES=1 counts the answers by status code, printed as "statuses".
+-- Off by default: with a response() function wrk hands every answer to Lua, which costs.
+local count_statuses = os.getenv("WRK_STATUSES") == "1"
+local wrk_threads = {}
+if count_statuses then
+  statuses = {}  -- global: done() reads each thread's copy with thread:get()
+  function setup(thread)
+    table.insert(wrk_threads, thread)
+  end
+  function response(status)
+    statuses[status] = (statuses[status] or 0) + 1
+  end
+end
+
+local function statuses_json()
+  local total = {}
+  for _, thread in ipairs(wrk_threads) do
+    for status, n in pairs(thread:get("statuses") or {}) do
+      total[status] = (total[status] or 0) + n
+    end
+  end
+  local parts = {}
+  for status, n in pairs(total) do
+    parts[#parts + 1] = string.format('"%d": %d', status, n)
+  end
+  return ', "statuses": {' .. table.concat(parts, ", ") .. "}"
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'WRK_JSON {"requests": %d, "duration_us": %d, "socket_errors": %d, "non2xx": %d, '
-      .. '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\n',
+      .. '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d%s}\n',
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    count_statuses and statuses_json() or ""))
 end
