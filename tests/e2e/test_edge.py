@@ -21,7 +21,7 @@ import yaml
 
 from bench.bench_api_runner import WRK_SCRIPT, pacing, wrk_summary
 from tests.e2e.conftest import FRONT_DOOR, LOCAL_CA, REPO, LocalEnv, front_door_request
-from tests.e2e.loadclient import LoadClient, Report, Request
+from tests.e2e.loadclient import LoadClient, Request
 from tests.e2e.releasing import on_host
 
 pytestmark = pytest.mark.testbed
@@ -102,15 +102,15 @@ def test_two_clients_through_the_front_door_have_separate_budgets(
 PACED_RATE = 100  # req/s: enough samples (800 or more a run) for a steady p99
 
 
-def _paced(url: str, seconds: float) -> Report:
-    load = LoadClient(
+def _paced(url: str, seconds: float) -> LoadClient:
+    """PACED_RATE readiness checks a second for `seconds`, started: join() for the report."""
+    return LoadClient(
         url,
         PACED_RATE,
         [Request("GET", "/health/ready")],
         max_seconds=seconds,
         min_seconds=seconds,
     ).start()
-    return load.join()
 
 
 def test_a_slowloris_client_is_cut_off_while_others_keep_their_latency(
@@ -118,7 +118,7 @@ def test_a_slowloris_client_is_cut_off_while_others_keep_their_latency(
 ) -> None:
     host = local_env.app_hosts[0]
     url = f"http://{host.address}"
-    before = _paced(url, 8)
+    before = _paced(url, 8).join()
     # 64 connections trickling one header line a second, never the blank line.
     slow = [socket.create_connection((host.address, 80), timeout=5) for _ in range(64)]
     opened = time.monotonic()
@@ -149,19 +149,13 @@ def test_a_slowloris_client_is_cut_off_while_others_keep_their_latency(
     trickling.start()
     # The same paced load on the other app host, at the same time: what the machine's own
     # noise (other test lanes on the same cores) does to a p99 of a few ms in this window.
-    control = LoadClient(
-        f"http://{local_env.app_hosts[1].address}",
-        PACED_RATE,
-        [Request("GET", "/health/ready")],
-        max_seconds=HEADER_TIMEOUT + 2,
-        min_seconds=HEADER_TIMEOUT + 2,
-    ).start()
-    during = _paced(url, HEADER_TIMEOUT + 2)
+    control = _paced(f"http://{local_env.app_hosts[1].address}", HEADER_TIMEOUT + 2)
+    during = _paced(url, HEADER_TIMEOUT + 2).join()
     beside = control.join()
     trickling.join(timeout=60)
     for sock in slow:
         sock.close()
-    after = _paced(url, 8)
+    after = _paced(url, 8).join()
 
     assert len(closed_after) == len(slow), "some slow clients were never cut off"
     cut = sorted(closed_after.values())
