@@ -105,6 +105,31 @@ def pacing(rate: float, threads: int) -> tuple[dict[str, str], dict[str, float]]
     return env, {"requested_rps": rate, "wrk_thread_interval_ms": threads / rate * 1000}
 
 
+def wrk_invocation(
+    url: str,
+    body: Path,
+    connections: int,
+    duration: int,
+    threads: int,
+    rate: float = 0,
+    count_statuses: bool = False,
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of one wrk run POSTing `body` to `url` with
+    wrk_post.lua: paced at `rate` requests/s when above 0, its answers counted by status
+    when `count_statuses`. No WRK_* variable of the caller's environment leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WRK_")}
+    env["WRK_BODY"] = str(body)
+    if rate > 0:
+        env |= pacing(rate, threads)[0]
+    if count_statuses:
+        env["WRK_STATUSES"] = "1"
+    cmd = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+        "-s", str(WRK_SCRIPT), url,
+    ]  # fmt: skip
+    return cmd, env
+
+
 def wrk(
     body: Path,
     connections: int,
@@ -116,14 +141,9 @@ def wrk(
     """One wrk run POSTing `body`: its WRK_JSON summary, with requests/s, the connection
     spread mid-run and, when paced (`rate` requests/s, sent on a clock by wrk_post.lua;
     latency from send to answer, as wrk measures it), the rate asked for."""
-    env = {k: v for k, v in os.environ.items() if k not in ("WRK_RATE", "WRK_THREADS")}
-    env["WRK_BODY"] = str(body)
-    paced_env, paced_fields = pacing(rate, threads) if rate > 0 else ({}, {})
-    env |= paced_env
-    cmd = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-        "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{PORT}{path}",
-    ]  # fmt: skip
+    url = f"http://127.0.0.1:{PORT}{path}"
+    cmd, env = wrk_invocation(url, body, connections, duration, threads, rate)
+    paced_fields = pacing(rate, threads)[1] if rate > 0 else {}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
     time.sleep(duration / 2)
     spread = connection_spread()

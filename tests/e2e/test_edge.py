@@ -7,7 +7,6 @@ host's nginx while normal clients keep their latency.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.bench_api_runner import WRK_SCRIPT, pacing, wrk_summary
+from bench.bench_api_runner import wrk_invocation, wrk_summary
 from tests.e2e.conftest import FRONT_DOOR, LOCAL_CA, REPO, LocalEnv, front_door_request
 from tests.e2e.loadclient import LoadClient, Request
 from tests.e2e.releasing import on_host
@@ -40,12 +39,10 @@ def _flood(predict: dict[str, str], body: Path) -> dict[str, Any]:
     its rate is the controller's spare CPU, which in one CI run was 114 requests/s, under the
     budget, so that it never saw a 429."""
     body.write_text(json.dumps(predict))
-    paced, _ = pacing(FLOOD_RATE, threads=1)
-    env = os.environ | paced | {"WRK_BODY": str(body), "WRK_STATUSES": "1"}
-    cmd = [
-        "wrk", "-t1", "-c16", f"-d{FLOOD_SECONDS}s", "--timeout", "10s",
-        "-s", str(WRK_SCRIPT), f"{FRONT_DOOR}/predict",
-    ]  # fmt: skip
+    cmd, env = wrk_invocation(
+        f"{FRONT_DOOR}/predict", body, connections=16, duration=FLOOD_SECONDS, threads=1,
+        rate=FLOOD_RATE, count_statuses=True,
+    )  # fmt: skip
     done = subprocess.run(
         cmd, env=env, capture_output=True, text=True, timeout=FLOOD_SECONDS + 30, check=True
     )
