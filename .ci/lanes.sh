@@ -21,8 +21,13 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 logs=$repo/.cache/lanes
 mkdir -p "$logs"
 
-run_lane() {
+run_lane() {   # run_lane TARGETS CPU_SHARES
   local target log
+  if [ -n "$cpu_groups" ]; then   # this lane and all it starts: its hosts, moto, pytest
+    mkdir "$cpu_groups/lane-$BASHPID" && echo "$2" > "$cpu_groups/lane-$BASHPID/cpu.shares" &&
+      echo "$BASHPID" > "$cpu_groups/lane-$BASHPID/cgroup.procs" ||
+      echo "lanes: could not give this lane its CPU share; it runs with an equal one"
+  fi
   for target in ${1//,/ }; do
     log=$logs/${target//\//-}.log
     echo "lanes: $target started (log: ${log#"$repo"/})"
@@ -37,17 +42,40 @@ run_lane() {
   done
 }
 
+# The first lane is the critical path (in `make test`, the end-to-end suite: the longest
+# lane, whose steps wait on one another). Each lane gets a CPU group of its own (cgroup v1
+# `cpu`, where the machine has it and this runs as root), the first with LANES_FIRST_SHARES
+# (1024) and the others LANES_OTHER_SHARES (256) each. The others take what the first
+# leaves idle (while its hosts boot, drain, bake or serve a paced load) rather than slowing
+# each of its steps. A group holds all its lane starts: setsid'd hosts and services too,
+# which outside one would each be an equal scheduling group of their own (the kernel's
+# autogroup). Equal shares (LANES_OTHER_SHARES=1024) make every lane equal, and where
+# there is no cgroup v1 `cpu`, the kernel shares as before: docs/benchmarks.md, session 23.
+cpu_groups=""
+if [ "$(id -u)" -eq 0 ] && [ -w /sys/fs/cgroup/cpu/cgroup.procs ] && [ -n "$*" ]; then
+  cpu_groups=/sys/fs/cgroup/cpu/palpite-lanes-$$
+  mkdir -p "$cpu_groups" || cpu_groups=""
+fi
+remove_cpu_groups() {   # the lanes' groups are empty once their hosts are down
+  [ -n "$cpu_groups" ] || return 0
+  rmdir "$cpu_groups"/lane-* "$cpu_groups" 2>/dev/null || true
+}
+
 testbed=$repo/tests/testbed/testbed
 if [ "$(id -u)" -eq 0 ] && command -v systemd-nspawn >/dev/null; then
   # one hold per run (two clones' lanes side by side each keep their own)
   "$testbed" hold "lanes-$$" $$ || exit 1
-  trap '"$testbed" release "lanes-$$"; "$testbed" net-down >/dev/null' EXIT
+  trap '"$testbed" release "lanes-$$"; "$testbed" net-down >/dev/null; remove_cpu_groups' EXIT
+else
+  trap remove_cpu_groups EXIT
 fi
 
 pids=()
+shares=${LANES_FIRST_SHARES:-1024}
 for lane in "$@"; do
-  run_lane "$lane" &
+  run_lane "$lane" "$shares" &
   pids+=($!)
+  shares=${LANES_OTHER_SHARES:-256}
 done
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
