@@ -26,11 +26,10 @@ TESTBED := tests/testbed/testbed
 HOST_LANES ?= e2e \
 	scenario/pyenv/default,scenario/model_api/default,local-cloud \
 	lint-ansible,scenario/poetry/default,scenario/nginx/default,scenario/model_api/cluster
-# `make test`'s lanes: HOST_LANES with the unit stage and the testbed harness at the ends
+# `make test`'s lanes: HOST_LANES with the testbed harness and the unit stage at the ends
 # of the two shorter lanes, where they run beside the e2e suite's second half instead of
-# before everything (docs/benchmarks.md, session 20). e2e, the first lane, has the larger
-# CPU share (.ci/lanes.sh); the unit stage goes where it evens the other two out (session 23).
-TEST_LANES ?= $(word 1,$(HOST_LANES)) $(word 2,$(HOST_LANES)),unit $(word 3,$(HOST_LANES)),testbed
+# before everything (e2e, the longest lane, sets the time; docs/benchmarks.md, session 20).
+TEST_LANES ?= $(word 1,$(HOST_LANES)) $(word 2,$(HOST_LANES)),testbed $(word 3,$(HOST_LANES)),unit
 
 .PHONY: help python venv system-deps lint lint-python lint-yaml lint-ansible unit testbed-base testbed hosts lanes molecule \
 	e2e test test-summary demo down clean
@@ -94,11 +93,10 @@ e2e: venv testbed-base ## site.yml from nothing, through the front door, release
 
 # The stages `make test` runs, in order, each timed. `lanes` runs everything else in three
 # lanes side by side (TEST_LANES; each target's time is in the stage table too): the e2e
-# suite; Molecule scenarios, the local cloud and the unit tests; ansible-lint, Molecule
-# scenarios and the testbed harness. The host-based targets wait on hosts much of the time
-# (boots, installs, restarts, bakes, paced loads), so the lanes take well under the sum of
-# their parts, and the e2e suite's CPU share keeps its steps from waiting on the others'
-# (.ci/lanes.sh). The lanes hold the testbed's bridge while
+# suite; the Molecule scenarios, the local cloud and the testbed harness; ansible-lint and
+# the unit tests. The host-based targets wait on hosts much of the time (boots, installs,
+# restarts, bakes, paced loads), so the lanes take well under the sum of their parts,
+# though the first minutes keep both cores busy. The lanes hold the testbed's bridge while
 # they run, so no lane's teardown removes it from under another (`testbed hold`; e2e
 # alone, last, until session 20: docs/benchmarks.md).
 # The slowest tests of each pytest stage are listed in its output, so the next one to cut is
