@@ -1,7 +1,7 @@
-"""`.ci/lanes.sh`, which runs `make test`'s lanes side by side: each lane in a CPU group of
-its own (cgroup v1 `cpu`), the first one with the larger share, and a failing target fails
-the run. Run on a copy of the script with a throwaway Makefile and a stub `testbed`, so the
-real testbed's bridge and holds are not touched."""
+"""`.ci/lanes.sh`, which runs `make test`'s lanes side by side: with LANES_CPU_GROUPS=1 each
+lane in a CPU group of its own (cgroup v1 `cpu`), the first one with the larger share; a
+failing target fails the run. Run on a copy of the script with a throwaway Makefile and a
+stub `testbed`, so the real testbed's bridge and holds are not touched."""
 
 from __future__ import annotations
 
@@ -69,7 +69,17 @@ def test_each_lane_runs_in_a_cpu_group_of_its_own_the_first_with_the_larger_shar
     tmp_path: Path,
 ) -> None:
     root = copy_with_makefile(tmp_path)
-    run = lanes(root, "first", "second", "third")
+    # off unless asked for: every lane in the caller's group
+    own_group = next(
+        line.split(":", 2)[2]
+        for line in Path("/proc/self/cgroup").read_text().splitlines()
+        if line.split(":")[1] == "cpu"
+    )
+    run = lanes(root, "first", "second")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert group_and_share(root, "first")[0] == group_and_share(root, "second")[0] == own_group
+
+    run = lanes(root, "first", "second", "third", LANES_CPU_GROUPS="1")
     assert run.returncode == 0, run.stdout + run.stderr
     groups = {target: group_and_share(root, target) for target in ("first", "second", "third")}
     assert groups["first"][1] == "1024"
@@ -80,7 +90,7 @@ def test_each_lane_runs_in_a_cpu_group_of_its_own_the_first_with_the_larger_shar
     # removed once the lanes are done
     assert not (CPU_CGROUPS / next(iter(run_groups)).relative_to("/")).exists()
 
-    run = lanes(root, "first", "second", LANES_OTHER_SHARES="1024")
+    run = lanes(root, "first", "second", LANES_CPU_GROUPS="1", LANES_OTHER_SHARES="1024")
     assert run.returncode == 0, run.stdout + run.stderr
     assert group_and_share(root, "second")[1] == "1024"
 
