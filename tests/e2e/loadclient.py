@@ -112,6 +112,12 @@ class Report:
             out.setdefault(s.upstream or "?", Counter())[s.version or "?"] += 1
         return out
 
+    def only(self, path: str) -> Report:
+        """The samples sent to `path` (a load cycling over several requests, told apart)."""
+        return Report(
+            self.rate, self.started, self.stopped, [s for s in self.samples if s.path == path]
+        )
+
     def latency_ms(self, q: float) -> float:
         times = sorted((s.end - s.start) * 1000 for s in self.sent if s.end and s.start)
         if not times:

@@ -97,14 +97,16 @@ def test_two_clients_through_the_front_door_have_separate_budgets(
 
 
 PACED_RATE = 100  # req/s: enough samples (800 or more a run) for a steady p99
+READY = "/health/ready"
 
 
-def _paced(url: str, seconds: float) -> LoadClient:
-    """PACED_RATE readiness checks a second for `seconds`, started: join() for the report."""
+def _paced(urls: list[str], seconds: float) -> LoadClient:
+    """PACED_RATE readiness checks a second to each of `urls` for `seconds`, in turn from
+    one client, started: join() for the report, and its only(url + READY) for each."""
     return LoadClient(
-        url,
-        PACED_RATE,
-        [Request("GET", "/health/ready")],
+        urls[0],
+        PACED_RATE * len(urls),
+        [Request("GET", url + READY) for url in urls],
         max_seconds=seconds,
         min_seconds=seconds,
     ).start()
@@ -115,7 +117,8 @@ def test_a_slowloris_client_is_cut_off_while_others_keep_their_latency(
 ) -> None:
     host = local_env.app_hosts[0]
     url = f"http://{host.address}"
-    before = _paced(url, 8).join()
+    other = f"http://{local_env.app_hosts[1].address}"
+    before = _paced([url], 8).join()
     # 64 connections trickling one header line a second, never the blank line.
     slow = [socket.create_connection((host.address, 80), timeout=5) for _ in range(64)]
     opened = time.monotonic()
@@ -144,15 +147,16 @@ def test_a_slowloris_client_is_cut_off_while_others_keep_their_latency(
 
     trickling = threading.Thread(target=trickle)
     trickling.start()
-    # The same paced load on the other app host, at the same time: what the machine's own
-    # noise (other test lanes on the same cores) does to a p99 of a few ms in this window.
-    control = _paced(f"http://{local_env.app_hosts[1].address}", HEADER_TIMEOUT + 2)
-    during = _paced(url, HEADER_TIMEOUT + 2).join()
-    beside = control.join()
+    # The same paced load on the other app host, at the same time and from the same client,
+    # each request to this host followed by one to that: what the machine's own noise (other
+    # test lanes on the same cores, the client's own thread and event loop) does to a p99 of
+    # a few ms, sample by sample, in this window.
+    both = _paced([url, other], HEADER_TIMEOUT + 2).join()
+    during, beside = both.only(url + READY), both.only(other + READY)
     trickling.join(timeout=60)
     for sock in slow:
         sock.close()
-    after = _paced(url, 8).join()
+    after = _paced([url], 8).join()
 
     assert len(closed_after) == len(slow), "some slow clients were never cut off"
     cut = sorted(closed_after.values())

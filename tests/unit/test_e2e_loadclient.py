@@ -49,3 +49,26 @@ def test_the_load_lasts_its_whole_window(base_url: str, stopped_early: bool) -> 
     assert len(report.sent) == 4
     assert report.failures == []
     assert seconds <= report.duration < seconds + 0.5, report.summary()
+
+
+def test_one_load_over_two_servers_is_told_apart_by_url(base_url: str) -> None:
+    # The slowloris test's control: one client, each request to the attacked host followed
+    # by one to the other, each host's latency read from its own samples.
+    other = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        other_url = f"http://127.0.0.1:{other.server_address[1]}"
+        urls = [base_url + "/a", other_url + "/b"]
+        report = (
+            LoadClient(base_url, 20, [Request("GET", url) for url in urls], max_seconds=0.5)
+            .start()
+            .join()
+        )
+    finally:
+        other.shutdown()
+        other.server_close()
+    first, second = (report.only(url) for url in urls)
+    assert [s.seq for s in first.sent] == [0, 2, 4, 6, 8]
+    assert [s.seq for s in second.sent] == [1, 3, 5, 7, 9]
+    assert first.failures == second.failures == []
+    assert report.only(base_url + "/b").sent == []  # the other server's address, not its path
