@@ -42,18 +42,18 @@ run_lane() {   # run_lane TARGETS CPU_SHARES
   done
 }
 
-# LANES_CPU_GROUPS=1 (opt-in): each lane gets a CPU group of its own (cgroup v1 `cpu`,
-# where the machine has it and this runs as root), the first lane (in `make test`, the
+# Each lane gets a CPU group of its own (cgroup v1 `cpu`, where the machine has it and this
+# runs as root; LANES_CPU_GROUPS=0 turns it off), the first lane (in `make test`, the
 # end-to-end suite: the critical path, whose steps wait on one another) with
 # LANES_FIRST_SHARES (1024) and the others LANES_OTHER_SHARES (256) each. The others take
 # what the first leaves idle (while its hosts boot, drain, bake or serve a paced load)
 # rather than slowing each of its steps. A group holds all its lane starts: setsid'd hosts
 # and services too, which outside one are each an equal scheduling group of their own (the
-# kernel's autogroup). Measured 1,645 s against 1,892 for `make test`, but one of its two
-# runs failed the slowloris test's latency ratio, so it is not the default yet
-# (docs/benchmarks.md, session 23).
+# kernel's autogroup). Measured 1,645 s against 1,892 for `make test` (docs/benchmarks.md,
+# session 23); on by default since the slowloris test's control samples come from the
+# same client as the attacked host's (session 24).
 cpu_groups=""
-if [ "${LANES_CPU_GROUPS:-0}" = 1 ] && [ "$(id -u)" -eq 0 ] &&
+if [ "${LANES_CPU_GROUPS:-1}" = 1 ] && [ "$(id -u)" -eq 0 ] &&
   [ -w /sys/fs/cgroup/cpu/cgroup.procs ] && [ -n "$*" ]; then
   cpu_groups=/sys/fs/cgroup/cpu/palpite-lanes-$$
   mkdir -p "$cpu_groups" || cpu_groups=""

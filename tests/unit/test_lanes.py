@@ -1,4 +1,4 @@
-"""`.ci/lanes.sh`, which runs `make test`'s lanes side by side: with LANES_CPU_GROUPS=1 each
+"""`.ci/lanes.sh`, which runs `make test`'s lanes side by side: unless LANES_CPU_GROUPS=0, each
 lane in a CPU group of its own (cgroup v1 `cpu`), the first one with the larger share; a
 failing target fails the run. Run on a copy of the script with a throwaway Makefile and a
 stub `testbed`, so the real testbed's bridge and holds are not touched."""
@@ -46,7 +46,7 @@ def lanes(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
         capture_output=True,
         text=True,
         timeout=60,
-        # the caller's own LANES_* settings (a `make test` run with LANES_CPU_GROUPS=1)
+        # the caller's own LANES_* settings (a `make test` run with LANES_CPU_GROUPS=0)
         # would change what each case asks for
         env={**{k: v for k, v in os.environ.items() if not k.startswith("LANES_")}, **env},
         check=False,
@@ -71,17 +71,18 @@ def test_each_lane_runs_in_a_cpu_group_of_its_own_the_first_with_the_larger_shar
     tmp_path: Path,
 ) -> None:
     root = copy_with_makefile(tmp_path)
-    # off unless asked for: every lane in the caller's group
+    # off when asked: every lane in the caller's group
     own_group = next(
         line.split(":", 2)[2]
         for line in Path("/proc/self/cgroup").read_text().splitlines()
         if line.split(":")[1] == "cpu"
     )
-    run = lanes(root, "first", "second")
+    run = lanes(root, "first", "second", LANES_CPU_GROUPS="0")
     assert run.returncode == 0, run.stdout + run.stderr
     assert group_and_share(root, "first")[0] == group_and_share(root, "second")[0] == own_group
 
-    run = lanes(root, "first", "second", "third", LANES_CPU_GROUPS="1")
+    # on by default
+    run = lanes(root, "first", "second", "third")
     assert run.returncode == 0, run.stdout + run.stderr
     groups = {target: group_and_share(root, target) for target in ("first", "second", "third")}
     assert groups["first"][1] == "1024"
@@ -92,7 +93,7 @@ def test_each_lane_runs_in_a_cpu_group_of_its_own_the_first_with_the_larger_shar
     # removed once the lanes are done
     assert not (CPU_CGROUPS / next(iter(run_groups)).relative_to("/")).exists()
 
-    run = lanes(root, "first", "second", LANES_CPU_GROUPS="1", LANES_OTHER_SHARES="1024")
+    run = lanes(root, "first", "second", LANES_OTHER_SHARES="1024")
     assert run.returncode == 0, run.stdout + run.stderr
     assert group_and_share(root, "second")[1] == "1024"
 
