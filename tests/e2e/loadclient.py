@@ -12,8 +12,10 @@ first, or earlier when `stop()` is called (but never before `min_seconds`). A du
 that cannot go out (more than `concurrency` in flight, or the client itself more than
 `max_lag` seconds late) is counted as planned but not sent, rather than sent in a burst.
 
-Each request uses a new connection by default (many independent clients, as behind a load
-balancer); `keepalive=True` reuses connections.
+Each request uses a new connection (many independent clients, as behind a load balancer),
+sent by http_once.request_once on uvloop's event loop: the client's own CPU per request is
+a cost every lane pays on a shared machine. A request's path may be a whole URL, so one
+client can send to several hosts in turn (Report.only tells them apart).
 
     tls = ssl.create_default_context(cafile=".local-ca/ca.crt")  # the local CA
     predict = Request("POST", "/predict", {"home_team": "A", "away_team": "B"})
@@ -43,6 +45,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
+
+from tests.e2e.http_once import BadResponseError, request_once
 
 UPSTREAM_HEADER = "x-palpite-upstream"
 VERSION_HEADER = "x-model-version"
@@ -154,6 +159,9 @@ class Report:
 def _client(
     base_url: str, timeout: float, keepalive: bool, concurrency: int, tls: ssl.SSLContext | None
 ) -> httpx.AsyncClient:
+    # measure_max's client. Its closed-loop maximum sets the release tests' paced rate (half
+    # of it), calibrated with httpx since session 8: a leaner client would measure more and
+    # pace every release at a higher rate than the one the suite was tuned at.
     limits = httpx.Limits(
         max_connections=concurrency, max_keepalive_connections=concurrency if keepalive else 0
     )
@@ -169,15 +177,22 @@ def _client(
     )
 
 
-async def _send(client: httpx.AsyncClient, request: Request, sample: Sample) -> None:
+async def _send(
+    base_url: str, request: Request, sample: Sample, tls: ssl.SSLContext | None, timeout: float
+) -> None:
     sample.path = request.path
+    url = (
+        request.path
+        if request.path.startswith(("http://", "https://"))
+        else base_url + request.path
+    )
     sample.start = time.time()
     try:
-        response = await client.request(request.method, request.path, json=request.json)
-        sample.status = response.status_code
-        sample.upstream = response.headers.get(UPSTREAM_HEADER)
-        sample.version = response.headers.get(VERSION_HEADER)
-    except httpx.HTTPError as exc:
+        answer = await request_once(request.method, url, request.json, tls=tls, timeout=timeout)
+        sample.status = answer.status
+        sample.upstream = answer.headers.get(UPSTREAM_HEADER)
+        sample.version = answer.headers.get(VERSION_HEADER)
+    except (OSError, BadResponseError) as exc:  # TimeoutError and ssl.SSLError are OSErrors
         sample.error = f"{type(exc).__name__}: {exc}"[:300]
     finally:
         sample.end = time.time()
@@ -198,7 +213,6 @@ class LoadClient:
         concurrency: int = 200,
         timeout: float = 15.0,
         max_lag: float = 1.0,
-        keepalive: bool = False,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         if rate <= 0 or max_seconds <= 0 or not requests:
@@ -212,7 +226,6 @@ class LoadClient:
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_lag = max_lag
-        self.keepalive = keepalive
         self.tls = tls  # HTTPS: the context trusting the server's CA (None: the system's)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -253,7 +266,7 @@ class LoadClient:
 
     def _main(self) -> None:
         try:
-            self._report = asyncio.run(self._run())
+            self._report = asyncio.run(self._run(), loop_factory=uvloop.new_event_loop)
         except BaseException as exc:  # surfaced by join()
             self._error = exc
 
@@ -262,33 +275,32 @@ class LoadClient:
         started = time.time()
         report = Report(self.rate, started, started)
         tasks: set[asyncio.Task[None]] = set()
-        async with _client(
-            self.base_url, self.timeout, self.keepalive, self.concurrency, self.tls
-        ) as client:
-            for seq in range(self.max_requests):
-                due = started + seq * interval
-                if due - started >= self.max_seconds:
-                    break
-                if self._stop.is_set() and due - started >= self.min_seconds:
-                    break
-                delay = due - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                sample = Sample(seq, due)
-                report.samples.append(sample)
-                if time.time() - due > self.max_lag or len(tasks) >= self.concurrency:
-                    continue  # planned, not sent
-                request = self.requests[seq % len(self.requests)]
-                task = asyncio.create_task(_send(client, request, sample))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            # The load's window ends where its first unplanned slot would begin, one
-            # interval after the last request: wait for it, so the load lasts the window
-            # it was asked for (a 30 s load is not over at 29.995 s).
-            await asyncio.sleep(max(0.0, started + len(report.samples) * interval - time.time()))
-            report.stopped = time.time()
-            if tasks:
-                await asyncio.wait(tasks)
+        for seq in range(self.max_requests):
+            due = started + seq * interval
+            if due - started >= self.max_seconds:
+                break
+            if self._stop.is_set() and due - started >= self.min_seconds:
+                break
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sample = Sample(seq, due)
+            report.samples.append(sample)
+            if time.time() - due > self.max_lag or len(tasks) >= self.concurrency:
+                continue  # planned, not sent
+            request = self.requests[seq % len(self.requests)]
+            task = asyncio.create_task(
+                _send(self.base_url, request, sample, self.tls, self.timeout)
+            )
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        # The load's window ends where its first unplanned slot would begin, one
+        # interval after the last request: wait for it, so the load lasts the window
+        # it was asked for (a 30 s load is not over at 29.995 s).
+        await asyncio.sleep(max(0.0, started + len(report.samples) * interval - time.time()))
+        report.stopped = time.time()
+        if tasks:
+            await asyncio.wait(tasks)
         return report
 
 
@@ -353,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=0.0, help="req/s (default: half the max)")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--keepalive", action="store_true")
+    parser.add_argument("--keepalive", action="store_true", help="--measure reuses connections")
     parser.add_argument("--cacert", type=Path, help="HTTPS: trust this CA (PEM) only")
     parser.add_argument("--out", type=Path, help="write every request as JSON lines")
     args = parser.parse_args(argv)
@@ -376,9 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --rate or --measure")
     if args.seconds > 600:
         parser.error("--seconds is capped at 600")
-    load = LoadClient(
-        args.url, rate, requests, max_seconds=args.seconds, keepalive=args.keepalive, tls=tls
-    ).start()
+    load = LoadClient(args.url, rate, requests, max_seconds=args.seconds, tls=tls).start()
     report = load.join()
     print(json.dumps(report.summary()))
     if args.out:
