@@ -68,8 +68,9 @@ SHORT_BAKE = ("-e", "release_bake_seconds=8")
 # No bake, for a release whose test is about what happens after the canary (all or none):
 # the way back from a baked canary is the same flow, and the bake has tests of its own.
 NO_BAKE = ("-e", "release_bake_seconds=0")
-# The guardrail scenarios (all or none, one host at a time) are about what the fleet does,
-# not how much it carries: their client sends a fixed, paced 40 requests/s (the rate the
+# The guardrail and lock scenarios (all or none, one host at a time, one run at a time and
+# resuming) are about what the fleet does, not how much it carries: their client sends a
+# fixed, paced 40 requests/s (the lock scenarios' since session 24; the rate the
 # release was first tried at), so the playbooks do not share the two cores with a load at
 # half the front door's maximum. The zero-downtime proofs at that maximum stay in
 # test_release.py (release, rollback and app release under load), through the same drain,

@@ -1,7 +1,8 @@
 """One change at a time, and resuming after an interrupted run (the fleet lock and the
 journal), on the local environment after test_release_guardrails.py (production on a
-football model A, the one it was rolled back from, B, still published). Under the same
-paced load through the front door as the other release tests, every request logged:
+football model A, the one it was rolled back from, B, still published). Under the paced
+load of the guardrail scenarios (PACED_RATE: these are about what the fleet does, not how
+much it carries; releasing.py says why), every request logged:
   1. a release of B killed with SIGKILL (playbook and wrapper) while the canary is out of
      rotation: the lock stays, the next release is refused naming the dead holder, `make
      release-unlock` breaks it and says what the journal left, and `make release` of B
@@ -34,6 +35,7 @@ import pytest
 from tests.e2e.conftest import LOG_DIR, REPO, ansible_env, run_playbook
 from tests.e2e.releasing import (
     BREAKING_OK,
+    PACED_RATE,
     SHORT_BAKE,
     Env,
     Run,
@@ -161,7 +163,7 @@ def test_a_dead_run_keeps_the_lock_until_unlocked_and_is_then_finished(env: Env)
         )
         return release("lock-release-after-unlock", *args)
 
-    run, report, _ = under_load("lock-killed", (home, away), killed_then_finished)
+    run, report, _ = under_load("lock-killed", (home, away), killed_then_finished, rate=PACED_RATE)
     stale = seen["lock"]  # nobody gave it back
     assert stale is not None and stale["operation"] == "release"
     refused = seen["refused"]
@@ -212,7 +214,9 @@ def test_one_run_at_a_time_and_an_interrupted_release_is_undone_by_rollback(env:
         seen.update(stop_out_of_rotation(env, winner, canary.name, signal.SIGINT))
         return release("lock-rollback", playbook="playbooks/rollback.yml")
 
-    run, report, _ = under_load("lock-interrupted", (home, away), interrupted_then_rolled_back)
+    run, report, _ = under_load(
+        "lock-interrupted", (home, away), interrupted_then_rolled_back, rate=PACED_RATE
+    )
     assert seen["loser_code"] != 0
     assert seen["refused_after"] < 10, seen["refused_after"]
     assert "release refused, the fleet is busy" in seen["loser"]
