@@ -297,7 +297,10 @@ class LoadClient:
         # The load's window ends where its first unplanned slot would begin, one
         # interval after the last request: wait for it, so the load lasts the window
         # it was asked for (a 30 s load is not over at 29.995 s).
-        await asyncio.sleep(max(0.0, started + len(report.samples) * interval - time.time()))
+        # (uvloop's timers have millisecond resolution and may wake a fraction early.)
+        window_end = started + len(report.samples) * interval
+        while (left := window_end - time.time()) > 0:
+            await asyncio.sleep(left)
         report.stopped = time.time()
         if tasks:
             await asyncio.wait(tasks)
