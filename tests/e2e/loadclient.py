@@ -160,8 +160,8 @@ def _client(
     base_url: str, timeout: float, keepalive: bool, concurrency: int, tls: ssl.SSLContext | None
 ) -> httpx.AsyncClient:
     # measure_max's client. Its closed-loop maximum sets the release tests' paced rate (half
-    # of it), calibrated with httpx since session 8: a leaner client would measure more and
-    # pace every release at a higher rate than the one the suite was tuned at.
+    # of it), and the suite was tuned with httpx measuring it: a leaner client would measure
+    # more and pace every release at a higher rate than the one the suite was tuned at.
     limits = httpx.Limits(
         max_connections=concurrency, max_keepalive_connections=concurrency if keepalive else 0
     )
