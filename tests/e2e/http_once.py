@@ -1,12 +1,12 @@
 """One HTTP/1.1 request on a new connection (`Connection: close`), for the load client.
 
 The load client opens a connection per request (many independent clients, as behind a load
-balancer) and keeps only the status and a few headers of each answer. httpx spent about
-5.2 ms of the controller's CPU on each such request over TLS, this about 2 (session 24,
-docs/benchmarks.md): over the e2e suite's hundred thousand requests that is minutes of a
-core, on a machine the test lanes share. The answer is read to the end of the connection
-and checked whole: a body shorter than its Content-Length, or a chunked body without its
-last chunk, is an error, as a cut connection is."""
+balancer) and keeps only the status and a few headers of each answer. With httpx the load
+client spent about 5.2 ms of the controller's CPU on each such request over TLS, with this
+about 2.5 (session 24, docs/benchmarks.md): over the e2e suite's hundred thousand requests
+that is minutes of a core, on a machine the test lanes share. The answer is read to the
+end of the connection and checked whole: a body shorter than its Content-Length, or a
+chunked body without its last chunk, is an error, as a cut connection is."""
 
 from __future__ import annotations
 
