@@ -60,6 +60,8 @@ def parse(data: bytes) -> Answer:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     length = headers.get("content-length")
+    if length is not None and not length.isdigit():
+        raise BadResponseError(f"not a Content-Length: {length[:40]!r}")
     if length is not None and len(body) < int(length):
         raise BadResponseError(f"body cut short: {len(body)} of {length} bytes")
     if "chunked" in headers.get("transfer-encoding", "").lower() and not body.endswith(

@@ -46,6 +46,7 @@ def test_a_whole_answer_gives_its_status_and_headers() -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "cut short"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n", "cut short"),
         (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP/1.x status line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n{}", "not a Content-Length"),
     ],
 )
 def test_an_answer_cut_short_or_not_http_is_an_error(data: bytes, reason: str) -> None:
